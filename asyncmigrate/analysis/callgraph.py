@@ -1,0 +1,90 @@
+"""Call graph and async context: which code runs on the event loop, and why.
+
+An ``async def`` always runs on the loop.  A sync function runs on the loop
+when an ``async def`` calls it directly, or through other sync functions,
+across modules (``Project.callee`` resolves each call).  Calls are edges;
+*references* are not: ``BackgroundTasks.add_task(fn)``,
+``run_in_threadpool(fn)``, ``asyncio.to_thread(fn)``, ``Depends(fn)`` hand a
+function to something that runs it elsewhere (a worker thread for sync
+code), so they never put ``fn`` on the loop.  That is exactly FastAPI's rule
+(SQLALCHEMY_ASYNC.md §5): ``def`` routes and sync dependencies run in a
+threadpool.
+
+:class:`CallGraph` computes, once per scan:
+
+* ``edges[fid]``: project functions ``fid`` calls, with the call site;
+* ``loop_chain[fid]``: for every function that runs on the loop, the shortest
+  chain of calls from an ``async def`` to it (the finding's ``chain``);
+* ``callers[fid]``: the reverse edges (for async propagation in ``fix``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..model import CallSite
+from .sessions import Project
+
+
+@dataclass
+class CallGraph:
+    project: Project
+    edges: dict[str, list[tuple[str, CallSite]]] = field(default_factory=dict)
+    callers: dict[str, list[tuple[str, CallSite]]] = field(default_factory=dict)
+    loop_chain: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, project: Project) -> "CallGraph":
+        graph = cls(project)
+        for fid, fn in project.functions.items():
+            out: list[tuple[str, CallSite]] = []
+            for call in fn.summary.calls:
+                callee = project.callee(call, fid)
+                if callee is not None and callee != fid:
+                    out.append((callee, call))
+                    graph.callers.setdefault(callee, []).append((fid, call))
+            graph.edges[fid] = out
+        graph._propagate_loop()
+        return graph
+
+    def _propagate_loop(self) -> None:
+        fns = self.project.functions
+        queue: deque[str] = deque()
+        for fid, fn in fns.items():
+            if fn.summary.is_async:
+                self.loop_chain[fid] = (fid,)
+                queue.append(fid)
+        while queue:
+            fid = queue.popleft()
+            chain = self.loop_chain[fid]
+            for callee, _call in self.edges.get(fid, ()):
+                if callee in self.loop_chain:
+                    continue
+                if fns[callee].summary.is_async:
+                    continue  # already a root
+                self.loop_chain[callee] = chain + (callee,)
+                queue.append(callee)
+
+    def on_loop(self, fid: str) -> bool:
+        return fid in self.loop_chain
+
+    def chain(self, fid: str) -> tuple[str, ...]:
+        return self.loop_chain.get(fid, ())
+
+    def display_chain(self, fid: str) -> tuple[str, ...]:
+        return tuple(self.project.functions[f].display for f in self.chain(fid))
+
+    def transitive_callers(self, targets: set[str], stop: Optional[set[str]] = None) -> set[str]:
+        """Every function that reaches one of ``targets`` through direct calls."""
+        seen = set(targets)
+        queue = deque(targets)
+        while queue:
+            fid = queue.popleft()
+            for caller, _call in self.callers.get(fid, ()):
+                if caller in seen or (stop and caller in stop):
+                    continue
+                seen.add(caller)
+                queue.append(caller)
+        return seen

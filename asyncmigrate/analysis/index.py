@@ -1,0 +1,602 @@
+"""Per-file pass: source bytes -> :class:`~asyncmigrate.model.FileSummary`.
+
+This is the only stage that reads syntax for ``scan`` and ``check``; it knows
+nothing about other files, so its result depends on the bytes alone and is
+cached by content hash (``runner.py``) and computed in worker processes.
+
+It uses the standard library's ``ast`` (a C parser with positions built in):
+the analysis then costs a fraction of a libcst parse, which ``fix`` still
+uses, with full fidelity, on the files it rewrites.  Columns are converted
+from ast's UTF-8 byte offsets to characters so that they match editors,
+SARIF and libcst.
+
+What is recorded is deliberately small: imports, definitions, parameters
+with their annotations and ``Depends(...)`` targets, local assignments (the
+provenance of each name), ``self.x = ...`` assignments, returned values and
+every call with its callee expression.  The project pass
+(``analysis/project.py``) resolves all of it across modules.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import re
+import sys
+import tokenize
+from typing import Optional
+
+from ..model import (
+    CallSite,
+    ClassSummary,
+    Expr,
+    FileError,
+    FileSummary,
+    FunctionSummary,
+    Param,
+    Span,
+    Suppression,
+)
+
+MODULE_SCOPE = "<module>"
+
+#: ``# asyncmigrate: ignore[ASM110,ASM120] reason`` (a bare ``ignore`` applies to every code)
+_SUPPRESSION_RE = re.compile(
+    r"#\s*asyncmigrate\s*:\s*ignore(?:\[(?P<codes>[A-Za-z0-9_,\s]*)\])?(?P<reason>[^#]*)", re.IGNORECASE
+)
+_WS_RE = re.compile(r"\s+")
+_TRAILING_COMMA_RE = re.compile(r",(?=[)\]}])")
+_MAX_SNIPPET = 240
+
+
+def decode_source(data: bytes) -> tuple[str, str]:
+    """Decode Python source bytes honouring a BOM and a PEP 263 coding cookie."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    text = data.decode(encoding)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text, encoding
+
+
+def normalise_snippet(segment: str) -> str:
+    """Code with layout removed: reformatting a call leaves this unchanged."""
+    out = _WS_RE.sub("", segment)
+    out = _TRAILING_COMMA_RE.sub("", out)
+    return out[:_MAX_SNIPPET]
+
+
+def expr_of(node: Optional[ast.AST]) -> Expr:
+    """Encode the shape of an expression that matters for provenance (see ``model.py``)."""
+    if node is None:
+        return None
+    if isinstance(node, ast.Name):
+        return ("n", node.id)
+    if isinstance(node, ast.Attribute):
+        base = expr_of(node.value)
+        return ("a", base, node.attr) if base is not None else None
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Name) and func.id == "next" and node.args:
+            inner = expr_of(node.args[0])
+            return ("next", inner) if inner is not None else None
+        base = expr_of(func)
+        return ("c", base) if base is not None else None
+    if isinstance(node, ast.Await):
+        inner = expr_of(node.value)
+        return ("aw", inner) if inner is not None else None
+    if isinstance(node, ast.Subscript):
+        head = node.value
+        head_name = head.id if isinstance(head, ast.Name) else head.attr if isinstance(head, ast.Attribute) else None
+        if head_name in ("Annotated", "Optional", "Union"):
+            # ``SessionDep = Annotated[Session, Depends(get_db)]``: keep type and dependency
+            ann, dep = unwrap_annotation(node)
+            return ("annotated", ann, dep)
+        # X[...]: keep the container
+        base = expr_of(node.value)
+        return ("sub", base, tuple(_subscript_items(node))) if base is not None else None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        # ``X | None`` annotations: keep the non-None side
+        left, right = node.left, node.right
+        if isinstance(right, ast.Constant) and right.value is None:
+            return expr_of(left)
+        if isinstance(left, ast.Constant) and left.value is None:
+            return expr_of(right)
+        return None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        # string annotations ("Session"): parse them as expressions
+        try:
+            parsed = ast.parse(node.value, mode="eval")
+        except (SyntaxError, ValueError):
+            return None
+        return expr_of(parsed.body)
+    if isinstance(node, ast.NamedExpr):
+        return expr_of(node.value)
+    return None
+
+
+def _subscript_items(node: ast.Subscript) -> list[Expr]:
+    sl = node.slice
+    elts = sl.elts if isinstance(sl, ast.Tuple) else [sl]
+    return [expr_of(e) for e in elts]
+
+
+def _depends_target(node: ast.AST) -> Expr:
+    """``Depends(get_db)`` / ``Depends(dependency=get_db)`` -> ("n","get_db"); else None.
+
+    Whether the callee really is ``fastapi.Depends`` is checked by the project pass through
+    the file's imports; here we only keep the shape ``("dep", func, target)``.
+    """
+    if isinstance(node, ast.Call) and (node.args or node.keywords):
+        target = node.args[0] if node.args else next(
+            (k.value for k in node.keywords if k.arg == "dependency"), None
+        )
+        func = expr_of(node.func)
+        if func is not None and target is not None:
+            return ("dep", func, expr_of(target))
+    return None
+
+
+def unwrap_annotation(node: Optional[ast.AST]) -> tuple[Expr, Expr]:
+    """(annotation, depends) with ``Optional``/``Annotated``/``X | None`` unwrapped."""
+    if node is None:
+        return None, None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:
+            node = ast.parse(node.value, mode="eval").body
+        except (SyntaxError, ValueError):
+            return None, None
+    if isinstance(node, ast.Subscript):
+        head = expr_of(node.value)
+        name = head[-1] if head and head[0] in ("n", "a") else None
+        sl = node.slice
+        elts = list(sl.elts) if isinstance(sl, ast.Tuple) else [sl]
+        if name == "Annotated" and elts:
+            inner, _ = unwrap_annotation(elts[0])
+            dep = None
+            for extra in elts[1:]:
+                dep = _depends_target(extra) or dep
+            return inner, dep
+        if name == "Optional" and elts:
+            return unwrap_annotation(elts[0])
+        if name == "Union" and elts:
+            non_none = [e for e in elts if not (isinstance(e, ast.Constant) and e.value is None)]
+            if len(non_none) == 1:
+                return unwrap_annotation(non_none[0])
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        if isinstance(node.right, ast.Constant) and node.right.value is None:
+            return unwrap_annotation(node.left)
+        if isinstance(node.left, ast.Constant) and node.left.value is None:
+            return unwrap_annotation(node.right)
+    return expr_of(node), None
+
+
+class _Frame:
+    __slots__ = (
+        "qualname", "name", "class_qualname", "is_async", "span", "decorators", "decorator_calls", "params",
+        "assigns", "annotations", "self_assigns", "returns", "is_generator", "calls", "awaited_receivers",
+        "attribute_reads", "kind", "self_name",
+    )
+
+    def __init__(self, qualname: str, name: str, class_qualname: Optional[str], is_async: bool, span: Span):
+        self.qualname = qualname
+        self.name = name
+        self.class_qualname = class_qualname
+        self.is_async = is_async
+        self.span = span
+        self.decorators: list[Expr] = []
+        self.decorator_calls: list[Expr] = []
+        self.params: list[Param] = []
+        self.assigns: list[tuple[str, Expr]] = []
+        self.annotations: list[tuple[str, Expr]] = []
+        self.self_assigns: list[tuple[str, Expr]] = []
+        self.returns: list[Expr] = []
+        self.is_generator = False
+        self.calls: list[CallSite] = []
+        self.awaited_receivers: list[Expr] = []
+        self.attribute_reads: list[tuple[str, str, int]] = []
+        self.kind = "function"
+        self.self_name: Optional[str] = None
+
+    def freeze(self) -> FunctionSummary:
+        return FunctionSummary(
+            qualname=self.qualname,
+            name=self.name,
+            class_qualname=self.class_qualname,
+            is_async=self.is_async,
+            span=self.span,
+            decorators=tuple(self.decorators),
+            decorator_calls=tuple(self.decorator_calls),
+            params=tuple(self.params),
+            assigns=tuple(self.assigns),
+            annotations=tuple(self.annotations),
+            self_assigns=tuple(self.self_assigns),
+            returns=tuple(self.returns),
+            is_generator=self.is_generator,
+            calls=tuple(self.calls),
+            awaited_receivers=tuple(dict.fromkeys(self.awaited_receivers)),
+            attribute_reads=tuple(self.attribute_reads),
+            kind=self.kind,  # type: ignore[arg-type]
+        )
+
+
+class _Indexer(ast.NodeVisitor):
+    def __init__(self, text: str, module: str, is_package: bool):
+        self.text = text
+        self.lines = text.splitlines()
+        self._ascii = text.isascii()
+        self.module = module
+        self.is_package = is_package
+        self.imports: dict[str, str] = {}
+        self.functions: list[FunctionSummary] = []
+        self.classes: list[ClassSummary] = []
+        self.module_frame = _Frame(MODULE_SCOPE, MODULE_SCOPE, None, False, Span(1, 1, 1, 1))
+        self.frames: list[_Frame] = [self.module_frame]
+        #: (kind, name): the lexical scope stack for qualnames
+        self.scopes: list[tuple[str, str]] = []
+        self.class_stack: list[dict] = []
+        self._awaited: set[int] = set()
+        self._inner: set[int] = set()
+        self._chains: dict[int, tuple[str, ...]] = {}
+        self._with_items: dict[int, str] = {}
+        self.has_main_guard = False
+
+    # ---- positions -------------------------------------------------------------
+    def _col(self, line: int, byte_col: int) -> int:
+        if self._ascii or line < 1 or line > len(self.lines):
+            return byte_col + 1
+        raw = self.lines[line - 1].encode("utf-8")
+        return len(raw[:byte_col].decode("utf-8", errors="replace")) + 1
+
+    def span(self, node: ast.AST) -> Span:
+        line = getattr(node, "lineno", 1)
+        end_line = getattr(node, "end_lineno", None) or line
+        col = self._col(line, getattr(node, "col_offset", 0))
+        end_col = self._col(end_line, getattr(node, "end_col_offset", None) or 0)
+        return Span(line, col, end_line, end_col)
+
+    def segment(self, node: ast.AST) -> str:
+        try:
+            seg = ast.get_source_segment(self.text, node)
+        except Exception:  # pragma: no cover - defensive: odd positions in generated code
+            seg = None
+        return normalise_snippet(seg) if seg else ""
+
+    # ---- scopes ---------------------------------------------------------------
+    def qualname(self, name: str) -> str:
+        parts: list[str] = []
+        for kind, n in self.scopes:
+            parts.append(n)
+            if kind == "def":
+                parts.append("<locals>")
+        parts.append(name)
+        return ".".join(parts)
+
+    @property
+    def frame(self) -> _Frame:
+        return self.frames[-1]
+
+    def _enclosing_class(self) -> Optional[str]:
+        if self.scopes and self.scopes[-1][0] == "class":
+            parts: list[str] = []
+            for kind, n in self.scopes:
+                parts.append(n)
+                if kind == "def":
+                    parts.append("<locals>")
+            return ".".join(parts)
+        return None
+
+    # ---- imports --------------------------------------------------------------
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            if alias.asname:
+                self.imports[alias.asname] = alias.name
+            else:
+                top = alias.name.split(".")[0]
+                self.imports.setdefault(top, top)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        base = node.module or ""
+        if node.level:
+            pkg_parts = self.module.split(".") if self.module else []
+            if not self.is_package:
+                pkg_parts = pkg_parts[:-1]
+            if node.level > 1:
+                pkg_parts = pkg_parts[: len(pkg_parts) - (node.level - 1)] if node.level - 1 <= len(pkg_parts) else []
+            base = ".".join([p for p in pkg_parts + ([node.module] if node.module else []) if p])
+        for alias in node.names:
+            if alias.name == "*":
+                continue
+            self.imports[alias.asname or alias.name] = f"{base}.{alias.name}" if base else alias.name
+
+    # ---- definitions ----------------------------------------------------------
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for dec in node.decorator_list:
+            self.visit(dec)
+        for b in node.bases:
+            self.visit(b)
+        for kw in node.keywords:
+            self.visit(kw.value)
+        qual = self.qualname(node.name)
+        info = {"annotations": [], "assigns": [], "methods": []}
+        self.scopes.append(("class", node.name))
+        self.class_stack.append(info)
+        for stmt in node.body:
+            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                ann, _ = unwrap_annotation(stmt.annotation)
+                info["annotations"].append((stmt.target.id, ann))
+                if stmt.value is not None:
+                    info["assigns"].append((stmt.target.id, expr_of(stmt.value)))
+            elif isinstance(stmt, ast.Assign):
+                for t in stmt.targets:
+                    if isinstance(t, ast.Name):
+                        info["assigns"].append((t.id, expr_of(stmt.value)))
+            elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                info["methods"].append(stmt.name)
+            self.visit(stmt)
+        self.class_stack.pop()
+        self.scopes.pop()
+        self.classes.append(
+            ClassSummary(
+                qualname=qual,
+                name=node.name,
+                bases=tuple(expr_of(b) for b in node.bases),
+                span=self.span(node),
+                methods=tuple(info["methods"]),
+                annotations=tuple(info["annotations"]),
+                assigns=tuple(info["assigns"]),
+            )
+        )
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._function(node, False)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self._function(node, True)
+
+    def _function(self, node, is_async: bool) -> None:
+        outer = self.frame
+        for dec in node.decorator_list:
+            # decorators run in the enclosing scope
+            self.visit(dec)
+        class_q = self._enclosing_class()
+        qual = self.qualname(node.name)
+        line = node.lineno
+        frame = _Frame(qual, node.name, class_q, is_async,
+                       Span(line, self._col(line, node.col_offset), node.end_lineno or line,
+                            self._col(node.end_lineno or line, node.end_col_offset or 0)))
+        for dec in node.decorator_list:
+            frame.decorators.append(expr_of(dec.func if isinstance(dec, ast.Call) else dec))
+            if isinstance(dec, ast.Call):
+                frame.decorator_calls.append(expr_of(dec.func))
+            name = dec.id if isinstance(dec, ast.Name) else dec.attr if isinstance(dec, ast.Attribute) else None
+            if name in ("staticmethod", "classmethod", "property"):
+                frame.kind = name
+        if class_q is not None and frame.kind == "function":
+            frame.kind = "method"
+        self._params(node.args, frame)
+        if class_q is not None and frame.kind in ("method", "property", "classmethod") and frame.params:
+            frame.self_name = frame.params[0].name
+        # defaults and annotations are evaluated in the enclosing scope
+        for d in list(node.args.defaults) + [d for d in node.args.kw_defaults if d is not None]:
+            self.visit(d)
+        self.scopes.append(("def", node.name))
+        self.frames.append(frame)
+        for stmt in node.body:
+            self.visit(stmt)
+        self.frames.pop()
+        self.scopes.pop()
+        self.functions.append(frame.freeze())
+        del outer
+
+    def _params(self, args: ast.arguments, frame: _Frame) -> None:
+        positional = list(args.posonlyargs) + list(args.args)
+        defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+        for i, (a, d) in enumerate(zip(positional, defaults)):
+            ann, dep = unwrap_annotation(a.annotation)
+            if d is not None:
+                dep = _depends_target(d) or dep
+            frame.params.append(Param(a.arg, i, ann, dep, self.span(a), d is not None))
+        for a, d in zip(args.kwonlyargs, args.kw_defaults):
+            ann, dep = unwrap_annotation(a.annotation)
+            if d is not None:
+                dep = _depends_target(d) or dep
+            frame.params.append(Param(a.arg, -1, ann, dep, self.span(a), d is not None))
+        for a in (args.vararg, args.kwarg):
+            if a is not None:
+                frame.params.append(Param(a.arg, -1, None, None, self.span(a), True))
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        # lambda bodies run later, but calls inside them belong to the enclosing function
+        self.visit(node.body)
+
+    # ---- statements that give names their provenance ---------------------------
+    def _is_self(self, node: ast.AST) -> bool:
+        return isinstance(node, ast.Name) and self.frame.self_name is not None and node.id == self.frame.self_name
+
+    def _record_target(self, target: ast.AST, value: Expr, annotation: Expr = None) -> None:
+        frame = self.frame
+        if isinstance(target, ast.Name):
+            frame.assigns.append((target.id, value))
+            if annotation is not None:
+                frame.annotations.append((target.id, annotation))
+        elif isinstance(target, ast.Attribute) and self._is_self(target.value):
+            frame.self_assigns.append((target.attr, value))
+            if annotation is not None:
+                frame.self_assigns.append((target.attr, ("annot", annotation)))
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for elt in target.elts:
+                self._record_target(elt.value if isinstance(elt, ast.Starred) else elt, None)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        value = expr_of(node.value)
+        for t in node.targets:
+            self._record_target(t, value)
+        self.visit(node.value)
+        for t in node.targets:
+            self.visit(t)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        ann, _ = unwrap_annotation(node.annotation)
+        self._record_target(node.target, expr_of(node.value) if node.value is not None else None, ann)
+        if node.value is not None:
+            self.visit(node.value)
+        self.visit(node.target)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self._record_target(node.target, expr_of(node.value))
+        self.visit(node.value)
+
+    def _with(self, node, kind: str) -> None:
+        for item in node.items:
+            ctx = item.context_expr
+            if isinstance(ctx, ast.Call):
+                self._with_items[id(ctx)] = kind
+            if item.optional_vars is not None:
+                self._record_target(item.optional_vars, ("with", expr_of(ctx), kind))
+            self.visit(ctx)
+            if item.optional_vars is not None:
+                self.visit(item.optional_vars)
+        for stmt in node.body:
+            self.visit(stmt)
+
+    def visit_With(self, node: ast.With) -> None:
+        self._with(node, "with")
+
+    def visit_AsyncWith(self, node: ast.AsyncWith) -> None:
+        self._with(node, "async with")
+
+    def visit_Return(self, node: ast.Return) -> None:
+        if node.value is not None:
+            self.frame.returns.append(expr_of(node.value))
+            self.visit(node.value)
+
+    def visit_Yield(self, node: ast.Yield) -> None:
+        self.frame.is_generator = True
+        if node.value is not None:
+            self.frame.returns.append(expr_of(node.value))
+            self.visit(node.value)
+
+    def visit_YieldFrom(self, node: ast.YieldFrom) -> None:
+        self.frame.is_generator = True
+        self.visit(node.value)
+
+    def visit_If(self, node: ast.If) -> None:
+        if (
+            len(self.frames) == 1
+            and isinstance(node.test, ast.Compare)
+            and isinstance(node.test.left, ast.Name)
+            and node.test.left.id == "__name__"
+        ):
+            self.has_main_guard = True
+        self.generic_visit(node)
+
+    # ---- expressions ------------------------------------------------------------
+    def visit_Await(self, node: ast.Await) -> None:
+        value = node.value
+        if isinstance(value, ast.Call):
+            self._awaited.add(id(value))
+            if isinstance(value.func, ast.Attribute):
+                recv = expr_of(value.func.value)
+                if recv is not None:
+                    self.frame.awaited_receivers.append(recv)
+        self.visit(value)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if isinstance(node.value, ast.Name) and isinstance(node.ctx, ast.Load) and len(self.frames) > 1:
+            self.frame.attribute_reads.append((node.value.id, node.attr, node.lineno))
+        self.visit(node.value)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        # method chains: db.query(X).filter(...).first() -> the root call gets ("filter", "first")
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) and id(node) not in self._inner:
+            names = [func.attr]
+            cur = func.value
+            while True:
+                self._inner.add(id(cur))
+                if isinstance(cur.func, ast.Attribute) and isinstance(cur.func.value, ast.Call):
+                    names.append(cur.func.attr)
+                    cur = cur.func.value
+                    continue
+                break
+            self._chains[id(cur)] = tuple(reversed(names))
+        fexpr = expr_of(func)
+        if fexpr is not None:
+            self.frame.calls.append(
+                CallSite(
+                    func=fexpr,
+                    span=self.span(node),
+                    awaited=id(node) in self._awaited,
+                    args=tuple(expr_of(a) for a in node.args),
+                    kwargs=tuple((k.arg, expr_of(k.value)) for k in node.keywords if k.arg),
+                    snippet=self.segment(node),
+                    chain=self._chains.pop(id(node), ()),
+                    inner=id(node) in self._inner,
+                    context_manager=self._with_items.pop(id(node), None),  # type: ignore[arg-type]
+                )
+            )
+        # a method call is not an attribute read: visit the receiver, not ``recv.method``
+        self.visit(func.value if isinstance(func, ast.Attribute) else func)
+        for a in node.args:
+            self.visit(a)
+        for k in node.keywords:
+            self.visit(k.value)
+
+
+def _suppressions(text: str) -> tuple[Suppression, ...]:
+    if "asyncmigrate" not in text:
+        return ()
+    out: list[Suppression] = []
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return ()
+    for tok in tokens:
+        if tok.type != tokenize.COMMENT:
+            continue
+        m = _SUPPRESSION_RE.search(tok.string)
+        if not m:
+            continue
+        codes = tuple(c.strip().upper() for c in (m.group("codes") or "").split(",") if c.strip())
+        out.append(Suppression(tok.start[0], codes, m.group("reason").strip(), tok.start[1] + 1))
+    return tuple(out)
+
+
+def summarize(path: str, data: bytes, module: str, is_package: bool = False) -> FileSummary | FileError:
+    """Analyse one file.  Never raises for bad input: returns a :class:`FileError` instead."""
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        text, encoding = decode_source(data)
+    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
+        return FileError(path, "decode", f"cannot decode: {exc}")
+    try:
+        tree = ast.parse(text, filename=path, type_comments=False)
+    except SyntaxError as exc:
+        hint = ""
+        if sys.version_info < (3, 14):
+            hint = f" (parsed as Python {sys.version_info.major}.{sys.version_info.minor})"
+        return FileError(path, "syntax", f"syntax error: {exc.msg}{hint}", exc.lineno or 0, exc.offset or 0)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return FileError(path, "syntax", f"cannot parse: {type(exc).__name__}: {exc}")
+    indexer = _Indexer(text, module, is_package)
+    try:
+        for stmt in tree.body:
+            indexer.visit(stmt)
+    except RecursionError:
+        return FileError(path, "internal", "expression nesting too deep to analyse")
+    module_frame = indexer.module_frame
+    return FileSummary(
+        path=path,
+        module=module,
+        is_package=is_package,
+        digest=digest,
+        imports=tuple(indexer.imports.items()),
+        functions=tuple(indexer.functions),
+        classes=tuple(indexer.classes),
+        module_scope=module_frame.freeze(),
+        suppressions=_suppressions(text),
+        has_main_guard=indexer.has_main_guard,
+        line_count=text.count("\n") + 1,
+        encoding=encoding,
+    )

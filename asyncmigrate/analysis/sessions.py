@@ -1,0 +1,591 @@
+"""Project index and session tracking: what every name *is*, across modules.
+
+DESIGN ("Knowing what is a session"): a session is known by where it comes
+from, not by its name.  :class:`Project` resolves names through each file's
+imports and evaluates the provenance the per-file pass recorded into a small
+set of abstract values:
+
+* ``("session", evidence)`` / ``("asession", evidence)``: a sync / async session.
+  Evidence is one of ``annotation`` (``db: Session``), ``dependency``
+  (``Depends(get_db)``), ``factory`` (``SessionLocal()``, ``with Session(e) as s``),
+  ``provider`` (``next(get_db())``, a function returning a session),
+  ``self-attribute`` (``self.db`` set from a session), ``call-site`` (a
+  parameter that callers pass a session to) and ``name-only`` (the fallback).
+* ``("factory",)`` / ``("afactory",)``: a sync / async session factory.
+* ``("func", fid)``, ``("class", cid)``, ``("instance", cid)``, ``("method", cid, name)``,
+  ``("module", name)``, ``("ext", qualified_name)``, ``("engine",)``.
+
+Parameters that receive a session at some call site are found by a fixed
+point over all call sites (``Project.solve``).
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Optional
+
+from .. import facts
+from ..model import CallSite, ClassSummary, Expr, FileSummary, FunctionSummary, Param
+from .index import MODULE_SCOPE
+
+Value = Optional[tuple]
+SESSION, ASESSION = "session", "asession"
+_BUILTINS = frozenset(dir(builtins))
+_MAX_DEPTH = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Fn:
+    """A function in the project: its file and summary."""
+
+    file: FileSummary
+    summary: FunctionSummary
+
+    @property
+    def id(self) -> str:
+        return f"{self.file.module}:{self.summary.qualname}"
+
+    @property
+    def display(self) -> str:
+        return f"{self.file.module}.{self.summary.qualname}" if self.file.module else self.summary.qualname
+
+
+@dataclass
+class Settings:
+    """The parts of the configuration that change what a session is."""
+
+    session_dependencies: frozenset[str] = frozenset()  # extra names/qualnames of session dependencies
+    session_factories: frozenset[str] = frozenset()  # extra names/qualnames of session factories
+    session_names: frozenset[str] = facts.SESSION_LIKE_NAMES
+    name_heuristics: bool = True
+
+
+def is_session(v: Value) -> bool:
+    return v is not None and v[0] == SESSION
+
+
+def is_async_session(v: Value) -> bool:
+    return v is not None and v[0] == ASESSION
+
+
+class Project:
+    """All summaries, indexed, with memoised name resolution and value evaluation."""
+
+    def __init__(self, summaries: Iterable[FileSummary], settings: Optional[Settings] = None):
+        self.settings = settings or Settings()
+        self.files: list[FileSummary] = sorted(summaries, key=lambda s: s.path)
+        self.modules: dict[str, FileSummary] = {}
+        self._by_suffix: dict[str, list[str]] = {}
+        self.functions: dict[str, Fn] = {}
+        self.classes: dict[str, tuple[FileSummary, ClassSummary]] = {}
+        self._imports: dict[str, dict[str, str]] = {}
+        self._module_defs: dict[str, dict[str, str]] = {}  # module -> top-level name -> fid / cid
+        self._module_vars: dict[str, dict[str, list[Expr]]] = {}
+        self._fn_params: dict[str, dict[str, Param]] = {}
+        self._fn_locals: dict[str, dict[str, list[Expr]]] = {}
+        self._fn_annotations: dict[str, dict[str, Expr]] = {}
+        self._class_attr_sources: dict[str, list[tuple[str, Expr]]] = {}
+        self.param_sessions: dict[tuple[str, str], str] = {}  # (fid, param) -> evidence
+        self._value_memo: dict[tuple, Value] = {}
+        self._stack: set[tuple] = set()
+        self._index()
+
+    # ------------------------------------------------------------------ indexing
+    def _index(self) -> None:
+        for fs in self.files:
+            mod = fs.module
+            if mod in self.modules:  # two files with one module name (scripts dirs): keep both by path
+                mod = f"{fs.module}@{fs.path}"
+            self.modules[mod] = fs
+            parts = fs.module.split(".")
+            for i in range(len(parts)):
+                self._by_suffix.setdefault(".".join(parts[i:]), []).append(mod)
+            self._imports[mod] = dict(fs.imports)
+            defs: dict[str, str] = {}
+            for fn in (fs.module_scope, *fs.functions):
+                fid = f"{mod}:{fn.qualname}"
+                self.functions[fid] = Fn(fs, fn)
+                self._fn_params[fid] = {p.name: p for p in fn.params}
+                loc: dict[str, list[Expr]] = {}
+                for name, value in fn.assigns:
+                    loc.setdefault(name, []).append(value)
+                self._fn_locals[fid] = loc
+                self._fn_annotations[fid] = dict(fn.annotations)
+                if "." not in fn.qualname and fn.qualname != MODULE_SCOPE:
+                    defs[fn.qualname] = fid
+            for cls in fs.classes:
+                cid = f"{mod}:{cls.qualname}"
+                self.classes[cid] = (fs, cls)
+                if "." not in cls.qualname:
+                    defs[cls.qualname] = cid
+            self._module_defs[mod] = defs
+            self._module_vars[mod] = self._fn_locals[f"{mod}:{MODULE_SCOPE}"]
+        # self.x = ... in any method -> class attribute sources (evaluated in that method)
+        for fid, fn in self.functions.items():
+            cq = fn.summary.class_qualname
+            if cq and fn.summary.self_assigns:
+                cid = f"{fid.split(':', 1)[0]}:{cq}"
+                for attr, value in fn.summary.self_assigns:
+                    self._class_attr_sources.setdefault(cid, []).append((attr, ("in", fid, value)))
+
+    def module_of(self, fid: str) -> str:
+        return fid.split(":", 1)[0]
+
+    # ------------------------------------------------------------------ resolution
+    def find_module(self, dotted: str) -> Optional[str]:
+        """The project module for an import path, allowing a different package root."""
+        if dotted in self.modules:
+            return dotted
+        cands = self._by_suffix.get(dotted)
+        if cands and len(cands) == 1:
+            return cands[0]
+        # the import names more leading packages than our module names have (namespace roots)
+        parts = dotted.split(".")
+        for i in range(1, len(parts)):
+            tail = ".".join(parts[i:])
+            if tail in self.modules:
+                return tail
+        return None
+
+    def resolve_qualified(self, qualname: str) -> Value:
+        """A dotted qualified name (from an import) -> a project symbol or an external name."""
+        parts = qualname.split(".")
+        for k in range(len(parts), 0, -1):
+            mod = self.find_module(".".join(parts[:k]))
+            if mod is None:
+                continue
+            rest = parts[k:]
+            if not rest:
+                return ("module", mod)
+            value = self.module_symbol(mod, rest[0])
+            for attr in rest[1:]:
+                value = self.attribute(value, attr, None)
+            return value
+        return ("ext", qualname)
+
+    def module_symbol(self, mod: str, name: str, depth: int = 0) -> Value:
+        sym = self._module_defs.get(mod, {}).get(name)
+        if sym is not None:
+            return ("func", sym) if sym in self.functions else ("class", sym)
+        if name in self._module_vars.get(mod, {}):
+            return self.value(("n", name), f"{mod}:{MODULE_SCOPE}")
+        imported = self._imports.get(mod, {}).get(name)
+        if imported is not None and depth < 8:
+            return self.resolve_qualified(imported)
+        sub = self.find_module(f"{self.modules[mod].module}.{name}") if mod in self.modules else None
+        if sub is not None:
+            return ("module", sub)
+        return None
+
+    def lookup(self, name: str, fid: str) -> Value:
+        """Resolve a bare name as Python would in function ``fid`` (locals, enclosing, module, imports)."""
+        fn = self.functions[fid]
+        mod = self.module_of(fid)
+        qual = fn.summary.qualname
+        # local nested def / class
+        if qual != MODULE_SCOPE:
+            nested = f"{mod}:{qual}.<locals>.{name}"
+            if nested in self.functions:
+                return ("func", nested)
+            if nested in self.classes:
+                return ("class", nested)
+        params = self._fn_params.get(fid, {})
+        if name in params:
+            return self.param_value(fid, params[name])
+        if qual != MODULE_SCOPE and (name in self._fn_locals.get(fid, {}) or name in self._fn_annotations.get(fid, {})):
+            return self._local_value(fid, name)
+        # enclosing functions (closures)
+        if ".<locals>." in qual:
+            outer = qual.rsplit(".<locals>.", 1)[0]
+            ofid = f"{mod}:{outer}"
+            if ofid in self.functions:
+                return self.lookup(name, ofid)
+        # module level
+        defs = self._module_defs.get(mod, {})
+        if name in defs:
+            sym = defs[name]
+            return ("func", sym) if sym in self.functions else ("class", sym)
+        if name in self._module_vars.get(mod, {}):
+            return self._local_value(f"{mod}:{MODULE_SCOPE}", name)
+        imported = self._imports.get(mod, {}).get(name)
+        if imported is not None:
+            return self.resolve_qualified(imported)
+        if name in _BUILTINS:
+            return ("ext", f"builtins.{name}")
+        return None
+
+    # ------------------------------------------------------------------ values
+    def value(self, expr: Expr, fid: str) -> Value:
+        if expr is None:
+            return None
+        key = (expr, fid)
+        if key in self._value_memo:
+            return self._value_memo[key]
+        if key in self._stack or len(self._stack) > _MAX_DEPTH:
+            return None
+        self._stack.add(key)
+        try:
+            result = self._value(expr, fid)
+        finally:
+            self._stack.discard(key)
+        self._value_memo[key] = result
+        return result
+
+    def _value(self, expr: tuple, fid: str) -> Value:
+        kind = expr[0]
+        if kind == "n":
+            return self.lookup(expr[1], fid)
+        if kind == "a":
+            return self.attribute(self.value(expr[1], fid), expr[2], fid)
+        if kind == "c":
+            return self.call_result(self.value(expr[1], fid), expr[1], fid)
+        if kind == "next":
+            inner = expr[1]
+            if inner and inner[0] == "c":
+                target = self.value(inner[1], fid)
+                if target and target[0] == "func" and self.provides(target[1]) is not None:
+                    return self._as_evidence(self.provides(target[1]), "provider")
+            return None
+        if kind == "with":
+            ctx = expr[1]
+            if ctx and ctx[0] == "c":
+                target = self.value(ctx[1], fid)
+                if target and target[0] == "func":
+                    provided = self.provides(target[1])
+                    if provided is not None:
+                        return self._as_evidence(provided, "provider")
+            entered = self.value(ctx, fid)
+            return entered if entered and entered[0] in (SESSION, ASESSION) else None
+        if kind == "aw":
+            inner = self.value(expr[1], fid)
+            return inner if inner and inner[0] == ASESSION else None
+        if kind == "in":  # ("in", fid, expr): evaluate in another function's scope
+            return self.value(expr[2], expr[1])
+        if kind == "annot":
+            return self.type_value(expr[1], fid)
+        if kind == "annotated":
+            return self.type_value(expr, fid)
+        if kind == "dep":
+            return self.dependency_value(expr, fid)
+        return None
+
+    @staticmethod
+    def _as_evidence(v: Value, evidence: str) -> Value:
+        if v is not None and v[0] in (SESSION, ASESSION):
+            return (v[0], evidence)
+        return v
+
+    def _local_value(self, fid: str, name: str) -> Value:
+        ann = self._fn_annotations.get(fid, {}).get(name)
+        if ann is not None:
+            t = self.type_value(ann, fid)
+            if t is not None:
+                return t
+        best: Value = None
+        for src in self._fn_locals.get(fid, {}).get(name, ()):
+            v = self.value(src, fid)
+            if v is None:
+                continue
+            if v[0] in (SESSION, ASESSION):
+                return v
+            best = best or v
+        return best
+
+    def attribute(self, base: Value, attr: str, fid: Optional[str]) -> Value:
+        if base is None:
+            return None
+        kind = base[0]
+        if kind == "module":
+            return self.module_symbol(base[1], attr)
+        if kind == "ext":
+            return ("ext", f"{base[1]}.{attr}")
+        if kind == "instance":
+            return self.instance_attribute(base[1], attr)
+        if kind == "class":
+            method = self.find_method(base[1], attr)
+            if method is not None:
+                return ("func", method)
+            return self.class_attribute(base[1], attr)
+        return None
+
+    def mro(self, cid: str) -> Iterator[str]:
+        seen: set[str] = set()
+        todo = [cid]
+        while todo:
+            c = todo.pop(0)
+            if c in seen or c not in self.classes:
+                continue
+            seen.add(c)
+            yield c
+            fs, cls = self.classes[c]
+            mod = c.split(":", 1)[0]
+            for b in cls.bases:
+                bv = self.value(b, f"{mod}:{MODULE_SCOPE}") if b is not None else None
+                if bv and bv[0] == "class":
+                    todo.append(bv[1])
+
+    def find_method(self, cid: str, name: str) -> Optional[str]:
+        for c in self.mro(cid):
+            fid = f"{c}.{name}"
+            if fid in self.functions:
+                return fid
+        return None
+
+    def class_attribute(self, cid: str, attr: str) -> Value:
+        for c in self.mro(cid):
+            fs, cls = self.classes[c]
+            mod = c.split(":", 1)[0]
+            for name, ann in cls.annotations:
+                if name == attr and ann is not None:
+                    t = self.type_value(ann, f"{mod}:{MODULE_SCOPE}")
+                    if t is not None:
+                        return t
+        return None
+
+    def instance_attribute(self, cid: str, attr: str) -> Value:
+        method = self.find_method(cid, attr)
+        if method is not None:
+            return ("method", cid, method)
+        best: Value = None
+        for c in self.mro(cid):
+            for name, src in self._class_attr_sources.get(c, ()):
+                if name != attr:
+                    continue
+                v = self.value(src, "")
+                if v is None:
+                    continue
+                if v[0] in (SESSION, ASESSION):
+                    return (v[0], "self-attribute") if v[0] == SESSION else v
+                best = best or v
+        return best or self.class_attribute(cid, attr)
+
+    def call_result(self, target: Value, func_expr: Expr, fid: str) -> Value:
+        if target is None:
+            return None
+        kind = target[0]
+        if kind == "factory":
+            return (SESSION, "factory")
+        if kind == "afactory":
+            return (ASESSION, "factory")
+        if kind == "class":
+            return ("instance", target[1])
+        if kind in ("func", "method"):
+            callee = target[1] if kind == "func" else target[2]
+            fn = self.functions.get(callee)
+            if fn is None or fn.summary.is_generator:
+                return None
+            return self.returns_value(callee)
+        if kind == "ext":
+            qn = target[1]
+            if qn in facts.SYNC_SESSIONMAKERS or self._configured(qn, self.settings.session_factories, factory=True):
+                return ("factory",)
+            if qn in facts.SYNC_SESSION_TYPES:
+                return (SESSION, "factory")
+            if qn in facts.ASYNC_SESSIONMAKERS:
+                return ("afactory",)
+            if qn in facts.ASYNC_SESSION_TYPES:
+                return (ASESSION, "factory")
+            if qn in facts.SYNC_ENGINE_FACTORIES:
+                return ("engine",)
+            if qn in facts.ASYNC_ENGINE_FACTORIES:
+                return ("aengine",)
+        if kind == "instance":
+            call = self.find_method(target[1], "__call__")
+            if call is not None:
+                return self.returns_value(call)
+        return None
+
+    def _configured(self, qn: str, names: frozenset[str], factory: bool = False) -> bool:
+        if not names:
+            return False
+        return qn in names or qn.rsplit(".", 1)[-1] in names
+
+    def returns_value(self, fid: str) -> Value:
+        fn = self.functions.get(fid)
+        if fn is None:
+            return None
+        best: Value = None
+        for r in fn.summary.returns:
+            v = self.value(r, fid)
+            if v is None:
+                continue
+            if v[0] in (SESSION, ASESSION):
+                return (v[0], "provider")
+            best = best or v
+        return best
+
+    def provides(self, fid: str) -> Value:
+        """What a dependency / generator / context-manager function hands out (sessions only)."""
+        fn = self.functions.get(fid)
+        if fn is None:
+            return None
+        if self._configured(fn.display, self.settings.session_dependencies):
+            return (SESSION, "dependency")
+        for r in fn.summary.returns:
+            v = self.value(r, fid)
+            if v is not None and v[0] in (SESSION, ASESSION):
+                return v
+        return None
+
+    def dependency_value(self, dep: Expr, fid: str) -> Value:
+        """``("dep", Depends, target)`` -> the value the dependency injects."""
+        if not dep or dep[0] != "dep":
+            return None
+        dep_fn = self.value(dep[1], fid)
+        if not (dep_fn and dep_fn[0] == "ext" and dep_fn[1] in facts.DEPENDS):
+            return None
+        target_expr = dep[2]
+        target = self.value(target_expr, fid)
+        if target is None:
+            name = target_expr[-1] if target_expr and target_expr[0] in ("n", "a") else None
+            if name and name in self.settings.session_dependencies:
+                return (SESSION, "dependency")
+            return None
+        if target[0] == "func":
+            provided = self.provides(target[1])
+            if provided is not None:
+                return (provided[0], "dependency")
+            fn = self.functions[target[1]]
+            if self._configured(fn.summary.name, self.settings.session_dependencies):
+                return (SESSION, "dependency")
+        if target[0] == "ext" and self._configured(target[1], self.settings.session_dependencies):
+            return (SESSION, "dependency")
+        if target[0] in ("factory",):
+            return (SESSION, "dependency")
+        if target[0] == "class":
+            return ("instance", target[1])
+        return None
+
+    def type_value(self, ann: Expr, fid: str) -> Value:
+        """The value of something annotated with ``ann``."""
+        if ann is None:
+            return None
+        if ann[0] == "annotated":
+            if ann[2] is not None:
+                dv = self.dependency_value(ann[2], fid)
+                if dv is not None:
+                    return dv
+            return self.type_value(ann[1], fid)
+        t = self.value(ann, fid)
+        if t is None:
+            return None
+        if t[0] == "ext":
+            if t[1] in facts.SYNC_SESSION_TYPES:
+                return (SESSION, "annotation")
+            if t[1] in facts.ASYNC_SESSION_TYPES:
+                return (ASESSION, "annotation")
+            return None
+        if t[0] == "class":
+            return ("instance", t[1])
+        if t[0] in (SESSION, ASESSION):  # an alias such as ``SessionDep``
+            return t
+        return None
+
+    def param_value(self, fid: str, p: Param) -> Value:
+        fn = self.functions[fid].summary
+        if p.index == 0 and fn.class_qualname and fn.kind in ("method", "property"):
+            return ("instance", f"{self.module_of(fid)}:{fn.class_qualname}")
+        if p.index == 0 and fn.class_qualname and fn.kind == "classmethod":
+            return ("class", f"{self.module_of(fid)}:{fn.class_qualname}")
+        if p.depends is not None:
+            dv = self.dependency_value(p.depends, fid)
+            if dv is not None:
+                return dv
+        if p.annotation is not None:
+            tv = self.type_value(p.annotation, fid)
+            if tv is not None:
+                return tv
+        evidence = self.param_sessions.get((fid, p.name))
+        if evidence is not None:
+            return (SESSION, evidence) if evidence != "async" else (ASESSION, "call-site")
+        return None
+
+    # ------------------------------------------------------------------ fixed point
+    def callee(self, call: CallSite, fid: str) -> Optional[str]:
+        """The project function a call site runs (constructors run ``__init__``)."""
+        target = self.value(call.func, fid)
+        if target is None:
+            return None
+        if target[0] == "func":
+            return target[1]
+        if target[0] == "method":
+            return target[2]
+        if target[0] == "class":
+            return self.find_method(target[1], "__init__")
+        if target[0] == "instance":
+            return self.find_method(target[1], "__call__")
+        return None
+
+    def _bound_offset(self, call: CallSite, fid: str, callee: str) -> int:
+        """1 when the callee's first parameter (self/cls) is bound by the call."""
+        fn = self.functions[callee].summary
+        if fn.kind in ("staticmethod", "function"):
+            return 0
+        target = self.value(call.func, fid)
+        if target and target[0] == "func" and call.func and call.func[0] == "a":
+            base = self.value(call.func[1], fid)
+            if base and base[0] == "class" and fn.kind == "method":
+                return 0  # Class.method(obj, ...): explicit self
+        return 1
+
+    def solve(self, max_rounds: int = 6) -> None:
+        """Propagate sessions into parameters from call sites until nothing changes."""
+        for _ in range(max_rounds):
+            changed = False
+            for fid, fn in self.functions.items():
+                for call in fn.summary.calls:
+                    if not call.args and not call.kwargs:
+                        continue
+                    callee = self.callee(call, fid)
+                    if callee is None:
+                        continue
+                    params = self.functions[callee].summary.params
+                    positional = [p for p in params if p.index >= 0]
+                    offset = self._bound_offset(call, fid, callee)
+                    pairs: list[tuple[Param, Expr]] = []
+                    for i, arg in enumerate(call.args):
+                        j = i + offset
+                        if j < len(positional):
+                            pairs.append((positional[j], arg))
+                    by_name = {p.name: p for p in params}
+                    for name, arg in call.kwargs:
+                        if name in by_name:
+                            pairs.append((by_name[name], arg))
+                    for p, arg in pairs:
+                        key = (callee, p.name)
+                        if key in self.param_sessions or p.annotation is not None or p.depends is not None:
+                            continue
+                        v = self.value(arg, fid)
+                        if v is not None and v[0] in (SESSION, ASESSION):
+                            self.param_sessions[key] = "call-site" if v[0] == SESSION else "async"
+                            changed = True
+            if not changed:
+                break
+            self._value_memo.clear()
+
+    # ------------------------------------------------------------------ receivers
+    def receiver(self, expr: Expr, fid: str) -> Value:
+        """The value of a method-call receiver, with the name-only fallback."""
+        v = self.value(expr, fid)
+        if v is not None:
+            return v
+        if not self.settings.name_heuristics or expr is None:
+            return None
+        name = expr[-1] if expr[0] in ("n", "a") else None
+        if name is None or name not in self.settings.session_names:
+            return None
+        fn = self.functions[fid]
+        if expr in fn.summary.awaited_receivers or self._file_is_async_only(fn.file):
+            return (ASESSION, "name-only")
+        if expr[0] == "a" and expr[1] is not None and expr[1][0] == "n":
+            base = self.value(expr[1], fid)
+            if base is not None and base[0] not in ("instance",):
+                return None  # ``requests.session`` & co: a known object that is not ours
+        return (SESSION, "name-only")
+
+    def _file_is_async_only(self, fs: FileSummary) -> bool:
+        imported = {qn for _, qn in fs.imports}
+        has_async = bool(imported & facts.ASYNC_SESSION_TYPES)
+        has_sync = bool(imported & (facts.SYNC_SESSION_TYPES | facts.SYNC_SESSIONMAKERS))
+        return has_async and not has_sync

@@ -1,0 +1,99 @@
+"""The pipeline every command stands on: discover -> summarise (cached, parallel) -> analyse.
+
+``scan`` and ``check`` need only findings, so an unchanged tree's result is
+served from the cache without the project pass; ``fix`` and ``plan`` need the
+whole :class:`~asyncmigrate.analysis.findings.Analysis` (project index, call
+graph), which :func:`analyse_paths` returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from .analysis.findings import Analysis, analyze
+from .analysis.sessions import Settings
+from .config import Config
+from .model import ScanResult
+from .rules.base import Rule, all_rules, selected
+from .runner import Discovery, Progress, Summaries, discover, summarise
+
+
+def _package_hash() -> str:
+    h = hashlib.sha256()
+    for p in sorted(Path(__file__).parent.rglob("*.py")):
+        try:
+            h.update(p.read_bytes())
+        except OSError:  # pragma: no cover
+            pass
+    return h.hexdigest()[:16]
+
+
+PACKAGE_HASH = _package_hash()
+
+
+def settings_from(config: Config) -> Settings:
+    return Settings(
+        session_dependencies=frozenset(config.session_dependencies),
+        session_factories=frozenset(config.session_factories),
+        session_names=frozenset(config.session_names),
+        name_heuristics=config.name_heuristics,
+    )
+
+
+def rules_for(config: Config, select: Sequence[str] = (), ignore: Sequence[str] = ()) -> list[Rule]:
+    return selected(all_rules(), tuple(select) or tuple(config.select), tuple(ignore) + tuple(config.ignore))
+
+
+def severity_overrides(config: Config) -> dict[str, str]:
+    out: dict[str, str] = {}
+    codes = all_rules()
+    for prefix, sev in config.severity.items():
+        if sev == "auto":
+            continue
+        for code in codes:
+            if code.startswith(prefix):
+                out[code] = sev
+    return out
+
+
+@dataclass
+class Run:
+    result: ScanResult
+    analysis: Optional[Analysis]
+    summaries: Summaries
+    discovery: Discovery
+
+
+def analyse_paths(
+    paths: Sequence[str],
+    config: Config,
+    select: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+    use_cache: bool = True,
+    jobs: Optional[int] = None,
+    progress: bool = False,
+    need_analysis: bool = False,
+    overrides: Optional[dict[str, bytes]] = None,
+    discovery: Optional[Discovery] = None,
+) -> Run:
+    discovery = discovery if discovery is not None else discover(paths, config)
+    bar = Progress(progress)
+    try:
+        sums = summarise(discovery, config, use_cache=use_cache and overrides is None, jobs=jobs, progress=bar)
+    finally:
+        bar.close()
+    rules = rules_for(config, select, ignore)
+    overrides_sev = severity_overrides(config)
+    key = hashlib.sha256(repr((sums.tree_key, PACKAGE_HASH, sorted(r.code for r in rules), sorted(overrides_sev.items()),
+                               settings_from(config))).encode()).hexdigest()
+    if not need_analysis and sums.cache is not None:
+        cached = sums.cache.load_result(key)
+        if isinstance(cached, ScanResult):
+            return Run(cached, None, sums, discovery)
+    analysis = analyze(sums.summaries, sums.errors, rules, settings_from(config), overrides_sev)
+    if sums.cache is not None:
+        sums.cache.store_result(key, analysis.result)
+    return Run(analysis.result, analysis, sums, discovery)

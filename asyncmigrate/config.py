@@ -1,0 +1,155 @@
+"""``[tool.asyncmigrate]`` in ``pyproject.toml``: validated, with clear errors.
+
+Keys (kebab-case; snake_case accepted):
+
+================== ===================================================================
+include            glob patterns of files to analyse (default: ``["**/*.py"]``)
+exclude            gitignore-style patterns to skip (added to ``.gitignore``)
+respect-gitignore  honour ``.gitignore`` files (default: true)
+session-dependencies  extra names of dependencies that yield a sync session
+session-factories  extra names of sync session factories (``SessionLocal``-like)
+session-names      receiver names the name-only fallback accepts (default: db, session...)
+name-heuristics    allow the name-only fallback at all (default: true)
+entry-points       qualified names of sync entry points (scripts, CLIs) for ``fix``
+baseline           path of the CI gate's baseline (default: ``.asyncmigrate-baseline.json``)
+select / ignore    rule codes or prefixes
+severity           table: code -> ``"auto"`` | ``"blocks-loop"`` | ``"debt"`` | ``"off"``
+max-file-size      bytes; larger files are reported and skipped (default: 10 MB)
+cache-dir          where per-file summaries are cached (default: ``.asyncmigrate_cache``)
+================== ===================================================================
+
+Unknown keys and wrong types raise :class:`ConfigError`, which the CLI turns
+into exit code 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from . import facts
+
+DEFAULT_BASELINE = ".asyncmigrate-baseline.json"
+DEFAULT_CACHE = ".asyncmigrate_cache"
+SEVERITY_VALUES = ("auto", "blocks-loop", "debt", "off")
+
+
+class ConfigError(Exception):
+    """A configuration problem the user must fix (exit code 2)."""
+
+
+@dataclass
+class Config:
+    include: list[str] = field(default_factory=lambda: ["**/*.py"])
+    exclude: list[str] = field(default_factory=list)
+    respect_gitignore: bool = True
+    session_dependencies: list[str] = field(default_factory=list)
+    session_factories: list[str] = field(default_factory=list)
+    session_names: list[str] = field(default_factory=lambda: sorted(facts.SESSION_LIKE_NAMES))
+    name_heuristics: bool = True
+    entry_points: list[str] = field(default_factory=list)
+    baseline: str = DEFAULT_BASELINE
+    select: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    severity: dict[str, str] = field(default_factory=dict)
+    max_file_size: int = 10_000_000
+    cache_dir: str = DEFAULT_CACHE
+    #: where the configuration came from (None: defaults)
+    source: Optional[str] = None
+    #: the directory relative paths in the configuration are relative to
+    root: str = "."
+
+    def analysis_key(self) -> str:
+        """A hash of everything that changes what the per-file pass produces (for the cache)."""
+        relevant = {"max_file_size": self.max_file_size}
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_LIST_KEYS = {"include", "exclude", "session_dependencies", "session_factories", "session_names", "entry_points",
+              "select", "ignore"}
+_BOOL_KEYS = {"respect_gitignore", "name_heuristics"}
+_STR_KEYS = {"baseline", "cache_dir"}
+_INT_KEYS = {"max_file_size"}
+_KNOWN = _LIST_KEYS | _BOOL_KEYS | _STR_KEYS | _INT_KEYS | {"severity"}
+
+
+def find_pyproject(start: Path) -> Optional[Path]:
+    start = start.resolve()
+    if start.is_file():
+        start = start.parent
+    for d in (start, *start.parents):
+        candidate = d / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                continue
+            if "asyncmigrate" in data.get("tool", {}):
+                return candidate
+        if (d / ".git").exists():
+            break
+    return None
+
+
+def load_config(path: Optional[Path] = None, start: Optional[Path] = None) -> Config:
+    """Load ``[tool.asyncmigrate]`` from ``path`` or the nearest pyproject.toml above ``start``."""
+    if path is None:
+        path = find_pyproject(start or Path.cwd())
+        if path is None:
+            return Config()
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    section = data.get("tool", {}).get("asyncmigrate", {})
+    return parse_section(section, str(path), str(Path(path).resolve().parent))
+
+
+def parse_section(section: dict[str, Any], source: str = "<config>", root: str = ".") -> Config:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: [tool.asyncmigrate] must be a table")
+    cfg = Config(source=source, root=root)
+    for raw_key, value in section.items():
+        key = raw_key.replace("-", "_")
+        if key not in _KNOWN:
+            known = ", ".join(sorted(k.replace("_", "-") for k in _KNOWN))
+            raise ConfigError(f"{source}: unknown key '{raw_key}' in [tool.asyncmigrate] (known: {known})")
+        if key in _LIST_KEYS:
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise ConfigError(f"{source}: '{raw_key}' must be a list of strings")
+        elif key in _BOOL_KEYS and not isinstance(value, bool):
+            raise ConfigError(f"{source}: '{raw_key}' must be true or false")
+        elif key in _STR_KEYS and not isinstance(value, str):
+            raise ConfigError(f"{source}: '{raw_key}' must be a string")
+        elif key in _INT_KEYS and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            raise ConfigError(f"{source}: '{raw_key}' must be a positive integer")
+        elif key == "severity":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: 'severity' must be a table of CODE = \"auto|blocks-loop|debt|off\"")
+            for code, sev in value.items():
+                if sev not in SEVERITY_VALUES:
+                    raise ConfigError(f"{source}: severity of {code} must be one of {', '.join(SEVERITY_VALUES)}")
+            value = {str(k).upper(): v for k, v in value.items()}
+        setattr(cfg, key, value)
+    if cfg.severity or cfg.select or cfg.ignore:
+        from .rules.base import all_rules
+
+        codes = set(all_rules())
+        for code in list(cfg.severity) + cfg.select + cfg.ignore:
+            if not any(c.startswith(code.upper()) for c in codes):
+                raise ConfigError(f"{source}: '{code}' matches no rule code (see `asyncmigrate rules`)")
+    return cfg

@@ -1,0 +1,39 @@
+"""Counts per file, per category and per severity: one computation for every reporter."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable
+
+from ..model import BLOCKS_LOOP, DEBT, Finding
+from ..rules.base import CATEGORIES
+
+
+def _cell(c: Counter) -> dict:
+    return {BLOCKS_LOOP: c[BLOCKS_LOOP], DEBT: c[DEBT], "total": c[BLOCKS_LOOP] + c[DEBT]}
+
+
+def counts(findings: Iterable[Finding]) -> dict:
+    by_file: dict[str, dict[str, Counter]] = {}
+    by_category: dict[str, Counter] = {}
+    total: Counter = Counter()
+    for f in findings:
+        by_file.setdefault(f.path, {}).setdefault(f.category, Counter())[f.severity] += 1
+        by_category.setdefault(f.category, Counter())[f.severity] += 1
+        total[f.severity] += 1
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    files_out = {}
+    for path in sorted(by_file):
+        cats = by_file[path]
+        file_total: Counter = Counter()
+        for c in cats.values():
+            file_total.update(c)
+        files_out[path] = {
+            "categories": {k: _cell(cats[k]) for k in sorted(cats, key=lambda k: order.get(k, 99))},
+            **_cell(file_total),
+        }
+    return {
+        "files": files_out,
+        "categories": {k: _cell(by_category[k]) for k in sorted(by_category, key=lambda k: order.get(k, 99))},
+        "total": _cell(total),
+    }

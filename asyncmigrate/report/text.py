@@ -1,0 +1,81 @@
+"""The human report: a rich table of counts per file and category, totals, and the findings."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..model import BLOCKS_LOOP, DEBT, ScanResult
+from .counts import counts
+
+_SHORT = {
+    "session-dependency": "session dep",
+    "session-factory": "SessionLocal()",
+    "query": ".query()",
+    "session-method": "session methods",
+    "sleep": "time.sleep",
+    "engine": "sync engine",
+    "blocking-io": "other I/O",
+    "post-migration": "post-migration",
+    "suppression": "suppressions",
+}
+
+
+def _cell(c: Optional[dict]) -> Text:
+    if not c or not c["total"]:
+        return Text("·", style="dim")
+    t = Text(str(c["total"]))
+    if c[BLOCKS_LOOP]:
+        t.append(f" ({c[BLOCKS_LOOP]}⚠)", style="bold red")
+    return t
+
+
+def render(result: ScanResult, console: Console, show_findings: bool = True, max_chain: int = 6) -> None:
+    data = counts(result.findings)
+    cats = list(data["categories"])
+    if show_findings and result.findings:
+        for f in result.findings:
+            style = "bold red" if f.severity == BLOCKS_LOOP else "yellow"
+            line = Text()
+            line.append(f"{f.path}:{f.span.line}:{f.span.column}: ", style="bold")
+            line.append(f.code, style=style)
+            line.append(f" [{f.severity}] ", style=style)
+            line.append(f.message)
+            if f.evidence == "name-only":
+                line.append("  (name only)", style="dim")
+            console.print(line, soft_wrap=True, highlight=False)
+            if f.chain and len(f.chain) > 1:
+                chain = list(f.chain)
+                if len(chain) > max_chain:
+                    chain = chain[:2] + ["…"] + chain[-(max_chain - 3):]
+                console.print(Text("    on the loop via: " + " → ".join(chain), style="dim"), soft_wrap=True,
+                              highlight=False)
+        console.print()
+    table = Table(title="Blocking calls per file (n (k⚠) = n findings, k of them block the event loop today)",
+                  title_justify="left", show_footer=True)
+    table.add_column("file", footer="total", overflow="fold")
+    for c in cats:
+        table.add_column(_SHORT.get(c, c), justify="right", footer=_cell(data["categories"][c]))
+    table.add_column("blocks-loop", justify="right", style="red", footer=str(data["total"][BLOCKS_LOOP]))
+    table.add_column("debt", justify="right", style="yellow", footer=str(data["total"][DEBT]))
+    table.add_column("total", justify="right", style="bold", footer=str(data["total"]["total"]))
+    for path, row in data["files"].items():
+        table.add_row(path, *[_cell(row["categories"].get(c)) for c in cats], str(row[BLOCKS_LOOP]),
+                      str(row[DEBT]), str(row["total"]))
+    if data["files"]:
+        console.print(table)
+    total = data["total"]
+    summary = Text()
+    summary.append(f"{total['total']} findings", style="bold")
+    summary.append(f" in {len(data['files'])} of {len(result.files)} files: ")
+    summary.append(f"{total[BLOCKS_LOOP]} block the event loop today", style="bold red")
+    summary.append(f", {total[DEBT]} are migration debt (run in a threadpool or at import)")
+    if result.suppressed:
+        summary.append(f"; {len(result.suppressed)} suppressed", style="dim")
+    console.print(summary, highlight=False)
+    for e in result.errors:
+        loc = f":{e.line}" if e.line else ""
+        console.print(Text(f"skipped {e.path}{loc}: {e.message}", style="magenta"), soft_wrap=True, highlight=False)

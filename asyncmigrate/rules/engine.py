@@ -1,0 +1,221 @@
+"""Sync engine and session factory (ASM140-ASM144).
+
+The sync engine and ``sessionmaker`` are Phase 1 of the migration: the async
+engine (``create_async_engine`` with an async driver) and
+``async_sessionmaker(..., expire_on_commit=False)`` are added beside them and
+the sync pair stays until nothing uses it.  ``metadata.create_all`` and
+engine I/O (``connect``, ``begin``, ``dispose``) block where they run on the
+loop (startup handlers, lifespans).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from .. import facts
+from .base import Bad, FunctionContext, Good, Hit, Rule
+
+_ENGINE_IO = frozenset({"connect", "begin", "dispose", "execute", "raw_connection"})
+
+
+class SyncEngine(Rule):
+    """``create_engine(...)``: a sync engine, where an async one is needed.
+
+    What it does:
+        Finds sync engine construction (``sqlalchemy.create_engine``, ``sqlmodel.create_engine``).
+
+    Why it matters:
+        Every session bound to it is sync.  ``create_async_engine`` needs an async
+        driver: ``sqlite+aiosqlite``, ``postgresql+asyncpg``, ``mysql+aiomysql``.
+
+    Example:
+        engine = create_engine(DATABASE_URL, pool_size=30, max_overflow=20)
+
+    Use instead:
+        async_engine = create_async_engine(async_url(DATABASE_URL), pool_size=30, max_overflow=20)
+
+    Fix safety:
+        ``fix`` adds the async engine beside the sync one, keeping pool settings and
+        dropping arguments the async engine rejects (``encoding``, ``future=False``).
+    """
+
+    code = "ASM140"
+    name = "sync-engine"
+    family = "engine"
+    category = "engine"
+    message = "`{call}` creates a sync engine"
+    severity = "debt"
+    examples = (
+        Bad('''
+from sqlalchemy import create_engine
+
+engine = create_engine("sqlite:///app.db")
+'''),
+        Good('''
+from sqlalchemy.ext.asyncio import create_async_engine
+
+engine = create_async_engine("sqlite+aiosqlite:///app.db")
+'''),
+    )
+
+    def check(self, ctx: FunctionContext) -> Iterator[Hit]:
+        for call in ctx.fn.summary.calls:
+            if ctx.qualified_name(call) in facts.SYNC_ENGINE_FACTORIES:
+                yield Hit(call.span, {"call": "create_engine()"}, "", call.snippet)
+
+
+class SyncSessionmaker(Rule):
+    """``sessionmaker(...)`` / ``scoped_session(...)``: a factory of sync sessions.
+
+    What it does:
+        Finds sync session factory construction.
+
+    Why it matters:
+        Sessions it makes are sync.  ``async_sessionmaker`` must also set
+        ``expire_on_commit=False``: with the default, reading an attribute after
+        ``await db.commit()`` raises ``MissingGreenlet``.
+
+    Example:
+        SessionLocal = sessionmaker(bind=engine, autocommit=False, autoflush=False)
+
+    Use instead:
+        AsyncSessionLocal = async_sessionmaker(async_engine, expire_on_commit=False, autoflush=False)
+
+    Fix safety:
+        Added beside the sync factory, which stays for the transition.
+    """
+
+    code = "ASM141"
+    name = "sync-sessionmaker"
+    family = "engine"
+    category = "engine"
+    message = "`{call}` makes sync sessions"
+    severity = "debt"
+    examples = (
+        Bad('''
+from sqlalchemy.orm import sessionmaker
+
+SessionLocal = sessionmaker(autocommit=False, autoflush=False)
+'''),
+        Good('''
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+AsyncSessionLocal = async_sessionmaker(expire_on_commit=False)
+'''),
+    )
+
+    def check(self, ctx: FunctionContext) -> Iterator[Hit]:
+        for call in ctx.fn.summary.calls:
+            qn = ctx.qualified_name(call)
+            if qn in facts.SYNC_SESSIONMAKERS:
+                yield Hit(call.span, {"call": qn.rsplit(".", 1)[-1] + "()"}, "", call.snippet)
+
+
+class MetadataCreateAll(Rule):
+    """``Base.metadata.create_all(bind=engine)``: DDL through the sync engine.
+
+    What it does:
+        Finds ``metadata.create_all`` / ``drop_all``.
+
+    Why it matters:
+        In an ``async def`` startup handler or lifespan it blocks the loop while the
+        tables are created; with only an async engine it needs ``run_sync``.
+
+    Example:
+        Base.metadata.create_all(bind=engine)
+
+    Use instead:
+        async with async_engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+    Fix safety:
+        Rewritten where it runs on the loop; module-level calls stay (the sync
+        engine still exists) and are reported.
+    """
+
+    code = "ASM143"
+    name = "sync-create-all"
+    family = "engine"
+    category = "engine"
+    message = "`{call}` runs DDL through the sync engine"
+    examples = (
+        Bad('''
+from sqlalchemy.orm import declarative_base
+
+Base = declarative_base()
+
+
+async def startup(engine):
+    Base.metadata.create_all(bind=engine)
+'''),
+        Good('''
+async def startup(async_engine, Base):
+    async with async_engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+'''),
+    )
+
+    def check(self, ctx: FunctionContext) -> Iterator[Hit]:
+        for call in ctx.fn.summary.calls:
+            func = call.func
+            if (
+                func and func[0] == "a" and func[2] in ("create_all", "drop_all") and not call.awaited
+                and func[1] and func[1][0] == "a" and func[1][2] == "metadata"
+            ):
+                yield Hit(call.span, {"call": f"metadata.{func[2]}()"}, "", call.snippet)
+
+
+class SyncEngineIO(Rule):
+    """``engine.connect()`` / ``engine.begin()`` / ``engine.dispose()`` on a sync engine, on the loop.
+
+    What it does:
+        Finds I/O on a sync engine inside code that runs on the event loop.
+
+    Why it matters:
+        Connecting, running DDL or disposing the pool blocks the loop.
+
+    Example:
+        engine.dispose()
+
+    Use instead:
+        await async_engine.dispose()
+
+    Fix safety:
+        Rewritten in lifespans and shutdown handlers; elsewhere reported.
+    """
+
+    code = "ASM144"
+    name = "sync-engine-io"
+    family = "engine"
+    category = "engine"
+    message = "`{call}` does sync engine I/O on the event loop"
+    severity = "loop-only"
+    examples = (
+        Bad('''
+from sqlalchemy import create_engine
+
+engine = create_engine("sqlite://")
+
+
+async def shutdown():
+    engine.dispose()
+''', also=("ASM140",)),
+        Good('''
+from sqlalchemy.ext.asyncio import create_async_engine
+
+engine = create_async_engine("sqlite+aiosqlite://")
+
+
+async def shutdown():
+    await engine.dispose()
+'''),
+    )
+
+    def check(self, ctx: FunctionContext) -> Iterator[Hit]:
+        for call in ctx.fn.summary.calls:
+            func = call.func
+            if not func or func[0] != "a" or func[2] not in _ENGINE_IO or call.awaited:
+                continue
+            v = ctx.project.value(func[1], ctx.fid)
+            if v is not None and v[0] == "engine":
+                yield Hit(call.span, {"call": call.snippet or f"engine.{func[2]}()"}, "", call.snippet)

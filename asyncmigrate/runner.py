@@ -1,0 +1,390 @@
+"""Discovery, the per-file worker pool, the content-hash cache and the progress bar.
+
+* Discovery walks the given paths (never following directory symlinks, so
+  symlink loops cannot trap it), honours ``.gitignore`` files (``pathspec``'s
+  git-wildmatch semantics) and ``exclude`` patterns, and skips the usual
+  tool directories.  A path given explicitly is always analysed.
+* Each file is read and summarised in a worker process when there is enough
+  work to pay for the pool; results are plain data (``FileSummary`` or
+  ``FileError``), so one bad file never stops the run.
+* The cache maps ``(path, module, content sha256)`` to the summary, in one
+  pickle per cache directory, keyed also by the tool's version, the
+  analysis code's own hash and the configuration that affects the per-file
+  pass; a change to any of these starts a fresh cache.  The scan *result* is
+  cached too, keyed by every file's digest, the rules and the configuration,
+  so an unchanged tree skips the project pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import stat
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import pathspec
+
+from . import __version__
+from .analysis.index import summarize
+from .config import Config
+from .model import FileError, FileSummary
+
+SKIP_DIRS = frozenset({
+    ".git", ".hg", ".svn", "__pycache__", ".venv", "venv", ".tox", ".nox", "node_modules", ".mypy_cache",
+    ".pytest_cache", ".ruff_cache", ".asyncmigrate_cache", ".eggs", ".direnv",
+})
+_PARALLEL_MIN_FILES = 48
+_CACHE_SCHEMA = 3
+
+
+def display_path(path: str) -> str:
+    """A printable form of a path that may not be valid UTF-8."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _code_hash() -> str:
+    h = hashlib.sha256(f"{__version__}:{_CACHE_SCHEMA}".encode())
+    here = Path(__file__).parent
+    for rel in ("analysis/index.py", "model.py"):
+        try:
+            h.update((here / rel).read_bytes())
+        except OSError:  # pragma: no cover - zipped installs
+            pass
+    return h.hexdigest()[:16]
+
+
+CODE_HASH = _code_hash()
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str  # as displayed and reported (relative to cwd when below it)
+    fs_path: str  # as opened
+    module: str
+    is_package: bool
+
+
+@dataclass
+class Discovery:
+    sources: list[Source] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+
+
+def module_name(path: Path) -> tuple[str, bool]:
+    """Dotted module name from the package structure (``__init__.py`` files) above ``path``."""
+    path = path.absolute()
+    is_package = path.name == "__init__.py"
+    parts = [] if is_package else [path.stem]
+    d = path.parent
+    while (d / "__init__.py").exists() and d.parent != d:
+        parts.append(d.name)
+        d = d.parent
+    if not parts:  # a bare __init__.py outside any package
+        parts = [path.parent.name]
+    return ".".join(reversed(parts)), is_package
+
+
+def _rel(path: Path) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # pragma: no cover - other drive on Windows
+        rel = str(path)
+    return str(path) if rel.startswith("..") else rel.replace(os.sep, "/")
+
+
+class _Ignores:
+    """``.gitignore`` files met on the way down, plus configured excludes."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.specs: list[tuple[Path, pathspec.PathSpec]] = []
+        if config.exclude:
+            self.specs.append((Path(config.root).resolve(), pathspec.GitIgnoreSpec.from_lines(config.exclude)))
+
+    def load_gitignore(self, directory: Path) -> None:
+        if not self.config.respect_gitignore:
+            return
+        gi = directory / ".gitignore"
+        try:
+            lines = gi.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return
+        self.specs.append((directory.resolve(), pathspec.GitIgnoreSpec.from_lines(lines)))
+
+    def ignored(self, path: Path, is_dir: bool) -> bool:
+        resolved = path.resolve() if not path.is_absolute() else path
+        for base, spec in self.specs:
+            try:
+                rel = resolved.relative_to(base).as_posix()
+            except ValueError:
+                continue
+            if spec.match_file(rel + ("/" if is_dir else "")):
+                return True
+        return False
+
+
+def discover(paths: Sequence[str], config: Config) -> Discovery:
+    out = Discovery()
+    include = pathspec.GitIgnoreSpec.from_lines(config.include)
+    seen: set[str] = set()
+    ignores = _Ignores(config)
+    # .gitignore files above the given paths (up to the repository root) apply too
+    for p in paths:
+        start = Path(p).absolute()
+        start = start if start.is_dir() else start.parent
+        for d in reversed([start, *start.parents]):
+            ignores.load_gitignore(d)
+
+    def add(path: Path, explicit: bool) -> None:
+        key = os.path.abspath(path)
+        if key in seen:
+            return
+        seen.add(key)
+        if not explicit and not include.match_file(path.as_posix()):
+            return
+        mod, is_pkg = module_name(path)
+        out.sources.append(Source(_rel(path), str(path), mod, is_pkg))
+
+    for p in paths:
+        root = Path(p)
+        try:
+            st = root.stat()
+        except OSError as exc:
+            out.errors.append(FileError(display_path(p), "read", f"cannot read: {exc.strerror or exc}"))
+            continue
+        if stat.S_ISREG(st.st_mode):
+            add(root, explicit=True)
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            out.errors.append(FileError(display_path(p), "read", "not a regular file or directory"))
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=lambda e: out.errors.append(
+                FileError(display_path(e.filename or p), "read", f"cannot list: {e.strerror}"))):
+            d = Path(dirpath)
+            if d != root:
+                ignores.load_gitignore(d)
+            keep = []
+            for name in sorted(dirnames):
+                if name in SKIP_DIRS or ignores.ignored(d / name, True):
+                    continue
+                keep.append(name)
+            dirnames[:] = keep
+            for name in sorted(filenames):
+                if not name.endswith(".py"):
+                    continue
+                fp = d / name
+                if ignores.ignored(fp, False):
+                    continue
+                add(fp, explicit=False)
+    out.sources.sort(key=lambda s: s.path)
+    return out
+
+
+# ---------------------------------------------------------------- per-file work
+def _read(src: Source, max_size: int) -> bytes | FileError:
+    try:
+        st = os.stat(src.fs_path)
+        if st.st_size > max_size:
+            return FileError(display_path(src.path), "too-large",
+                             f"file is {st.st_size} bytes, over max-file-size ({max_size})")
+        with open(src.fs_path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        return FileError(display_path(src.path), "read", f"cannot read: {exc.strerror or exc}")
+
+
+def analyse_source(src: Source, data: bytes) -> FileSummary | FileError:
+    try:
+        return summarize(display_path(src.path), data, src.module, src.is_package)
+    except Exception as exc:  # noqa: BLE001 - one file's crash is that file's error
+        return FileError(display_path(src.path), "internal", f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _work(batch: list[tuple[Source, bytes]]) -> list[FileSummary | FileError]:
+    return [analyse_source(src, data) for src, data in batch]
+
+
+class Cache:
+    """One pickle of summaries per cache directory and configuration."""
+
+    def __init__(self, directory: Optional[Path], config_key: str):
+        self.directory = directory
+        self.key = f"{CODE_HASH}-{config_key}"
+        self.entries: dict[tuple[str, str, str], FileSummary | FileError] = {}
+        self.results: dict[str, object] = {}
+        self.dirty = False
+        if directory is not None:
+            self._load()
+
+    @property
+    def file(self) -> Optional[Path]:
+        return self.directory / f"summaries-{self.key}.pickle" if self.directory else None
+
+    def result_file(self) -> Optional[Path]:
+        return self.directory / f"result-{self.key}.pickle" if self.directory else None
+
+    def _load(self) -> None:
+        try:
+            with open(self.file, "rb") as f:  # type: ignore[arg-type]
+                data = pickle.load(f)
+            if isinstance(data, dict):
+                self.entries = data
+        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+            self.entries = {}
+
+    def get(self, src: Source, digest: str):
+        return self.entries.get((src.path, src.module, digest))
+
+    def put(self, src: Source, digest: str, value) -> None:
+        self.entries[(src.path, src.module, digest)] = value
+        self.dirty = True
+
+    def load_result(self, key: str):
+        rf = self.result_file()
+        if rf is None:
+            return None
+        try:
+            with open(rf, "rb") as f:
+                stored_key, value = pickle.load(f)
+            return value if stored_key == key else None
+        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+            return None
+
+    def store_result(self, key: str, value) -> None:
+        rf = self.result_file()
+        if rf is not None:
+            _atomic_pickle(rf, (key, value))
+
+    def save(self, live: set[tuple[str, str, str]]) -> None:
+        if self.directory is None or not self.dirty:
+            return
+        # drop entries for files that are gone or changed, so the cache does not grow forever
+        self.entries = {k: v for k, v in self.entries.items() if k in live}
+        _atomic_pickle(self.file, self.entries)  # type: ignore[arg-type]
+
+
+def _atomic_pickle(path: Path, value) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        gitignore = path.parent / ".gitignore"
+        if not gitignore.exists():
+            gitignore.write_text("*\n")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache directory only costs speed
+
+
+@dataclass
+class Summaries:
+    summaries: list[FileSummary]
+    errors: list[FileError]
+    #: digest of every file's content, for the result cache
+    tree_key: str
+    analysed: int = 0  # files parsed this run (not from the cache)
+    cache: Optional[Cache] = None
+
+
+def summarise(
+    discovery: Discovery,
+    config: Config,
+    use_cache: bool = True,
+    jobs: Optional[int] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+    overrides: Optional[dict[str, bytes]] = None,
+) -> Summaries:
+    """Summaries for every discovered file, from the cache where the content is unchanged.
+
+    ``overrides`` supplies file contents by path (``check --diff-against`` reads the other side
+    from git, never from the work tree).
+    """
+    cache = Cache(Path(config.root, config.cache_dir) if use_cache else None, config.analysis_key())
+    errors = list(discovery.errors)
+    results: dict[str, FileSummary | FileError] = {}
+    todo: list[tuple[Source, bytes]] = []
+    digests: dict[str, str] = {}
+    live: set[tuple[str, str, str]] = set()
+    tree = hashlib.sha256()
+    for src in discovery.sources:
+        data = overrides[src.path] if overrides is not None and src.path in overrides else _read(src, config.max_file_size)
+        if isinstance(data, FileError):
+            results[src.path] = data
+            tree.update(f"{src.path}\0error\0".encode("utf-8", "surrogateescape"))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        digests[src.path] = digest
+        tree.update(f"{src.path}\0{src.module}\0{digest}\0".encode("utf-8", "surrogateescape"))
+        live.add((src.path, src.module, digest))
+        hit = cache.get(src, digest)
+        if hit is not None:
+            results[src.path] = hit
+        else:
+            todo.append((src, data))
+    total = len(todo)
+    done = 0
+    workers = jobs if jobs is not None else (os.cpu_count() or 1)
+    if total >= _PARALLEL_MIN_FILES and workers > 1:
+        # batches sized so each worker gets several, for balance
+        size = max(4, min(64, total // (workers * 8) or 1))
+        batches = [todo[i:i + size] for i in range(0, total, size)]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for batch, out in zip(batches, pool.map(_work, batches)):
+                for (src, _), value in zip(batch, out):
+                    results[src.path] = value
+                    cache.put(src, digests[src.path], value)
+                done += len(batch)
+                if progress:
+                    progress(done, total)
+    else:
+        for src, data in todo:
+            value = analyse_source(src, data)
+            results[src.path] = value
+            cache.put(src, digests[src.path], value)
+            done += 1
+            if progress and done % 16 == 0:
+                progress(done, total)
+    if use_cache:
+        cache.save(live)
+    summaries = [v for v in (results[s.path] for s in discovery.sources if s.path in results) if isinstance(v, FileSummary)]
+    errors += [v for v in (results[s.path] for s in discovery.sources if s.path in results) if isinstance(v, FileError)]
+    return Summaries(summaries, errors, tree.hexdigest(), total, cache if use_cache else None)
+
+
+class Progress:
+    """A rich progress bar on stderr, shown only for runs over a second on a TTY."""
+
+    def __init__(self, enabled: bool, label: str = "analysing"):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.label = label
+        self.start = time.monotonic()
+        self._bar = None
+        self._task = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            if time.monotonic() - self.start < 1.0:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TimeElapsedColumn
+
+            self._bar = RichProgress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=total)
+        self._bar.update(self._task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
