@@ -132,7 +132,7 @@ def rules_cmd(fmt: str) -> None:
     from .report.docs import rules_json, rules_markdown, rules_table
 
     if fmt == "markdown":
-        click.echo(rules_markdown(all_rules()))
+        click.echo(rules_markdown(all_rules()), nl=False)
     elif fmt == "json":
         click.echo(rules_json(all_rules()))
     else:

@@ -214,6 +214,33 @@ QUERY_BUILDER_SAME_NAME: Final = frozenset(
 #: Query builder methods renamed on Select: legacy name -> Select name.
 QUERY_BUILDER_RENAMED: Final = {"with_entities": "with_only_columns"}
 
+#: Same-name methods whose *result* differs: ``Query.union()`` still returns entities, while
+#: ``select(User).union(...)`` executes as a CompoundSelect of plain columns (``.scalars()`` gives ids).
+QUERY_BUILDER_NOT_EQUIVALENT: Final = frozenset({"union", "union_all"})
+
+#: Both spellings exist on Select; the rewrite uses the 2.0 one: legacy name -> preferred name.
+QUERY_BUILDER_PREFERRED: Final = {"filter": "where"}
+
+#: The only builders a bulk ``Query.update()`` / ``Query.delete()`` may follow; ``update(M)`` and
+#: ``delete(M)`` have these three too.
+QUERY_DML_CRITERIA: Final = frozenset({"filter", "filter_by", "where"})
+
+#: Builders that can repeat an entity's row.  Legacy Query de-duplicates entity rows, Select does not
+#: (§2: ``join(User.addresses)`` gives alice twice), so the rewrite adds ``Result.unique()``.
+QUERY_JOINS: Final = frozenset({"join", "outerjoin", "join_from", "outerjoin_from", "select_from"})
+
+#: Column operators that take a subquery: a Query passed to them is a statement, never executed.
+COLUMN_IN_METHODS: Final = frozenset({"in_", "not_in", "notin_"})
+
+#: Callables (last name segment) whose result is an ORM entity inside ``query(...)`` / ``select(...)``.
+ENTITY_FACTORIES: Final = frozenset({"aliased", "with_polymorphic"})
+
+#: ``sqlalchemy`` callables (last name segment) whose result is a column expression; ``func.*`` is one too.
+COLUMN_FACTORIES: Final = frozenset(
+    {"cast", "literal", "literal_column", "case", "type_coerce", "distinct", "null", "true", "false",
+     "tuple_", "extract", "and_", "or_", "not_", "label", "over", "within_group", "collate", "between"}
+)
+
 #: Terminal Query methods and what each becomes (see ``codemods/query_to_select.py``).
 QUERY_TERMINALS: Final = frozenset(
     {"all", "first", "one", "one_or_none", "scalar", "get", "count", "update", "delete", "exists", "paginate",
