@@ -91,7 +91,8 @@ def scan(paths, fmt, output, summary_only, exit_zero, config_path, select, ignor
 
         from .report.text import render
 
-        render(result, Console(highlight=False), show_findings=not summary_only)
+        console = Console(highlight=False) if sys.stdout.isatty() else Console(highlight=False, width=200)
+        render(result, console, show_findings=not summary_only)
     else:
         emit(render_report(result, fmt), output)
     sys.exit(exit_code(bool(result.findings) and not exit_zero, bool(result.errors)))

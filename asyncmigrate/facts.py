@@ -232,6 +232,9 @@ QUERY_JOINS: Final = frozenset({"join", "outerjoin", "join_from", "outerjoin_fro
 #: Column operators that take a subquery: a Query passed to them is a statement, never executed.
 COLUMN_IN_METHODS: Final = frozenset({"in_", "not_in", "notin_"})
 
+#: Operators whose argument is a subquery or an EXISTS: it never adds a table to the outer FROM.
+SUBQUERY_OPERATORS: Final = COLUMN_IN_METHODS | frozenset({"any", "has", "exists"})
+
 #: Callables (last name segment) whose result is an ORM entity inside ``query(...)`` / ``select(...)``.
 ENTITY_FACTORIES: Final = frozenset({"aliased", "with_polymorphic"})
 
@@ -290,7 +293,7 @@ ASYNC_DRIVERS: Final = frozenset({"aiosqlite", "asyncpg", "psycopg", "psycopg_as
 
 #: Async driver -> the pip requirement that provides it.
 DRIVER_REQUIREMENT: Final = {"aiosqlite": "aiosqlite", "asyncpg": "asyncpg", "aiomysql": "aiomysql", "psycopg": "psycopg[binary]",
-                             "asyncmy": "asyncmy"}
+                             "psycopg_async": "psycopg[binary]", "asyncmy": "asyncmy"}
 
 #: ``create_engine`` keyword arguments that ``create_async_engine`` rejects (dropped).
 ENGINE_KWARGS_DROPPED: Final = frozenset({"encoding", "convert_unicode"})
@@ -356,7 +359,10 @@ ENGINE_IO_METHODS: Final = frozenset({"connect", "begin", "execute", "raw_connec
 #: Lowest versions written into requirements for each async driver package (and greenlet-carrying extra).
 #: aiosqlite/asyncpg follow the seed and this project's own pins; the versions actually checked are newer
 #: (see the header of SQLALCHEMY_ASYNC.md).
-DRIVER_VERSION_FLOOR: Final = {"aiosqlite": "0.20", "asyncpg": "0.29", "aiomysql": "0.2", "asyncmy": "0.2.9", "psycopg": "3.1"}
+DRIVER_VERSION_FLOOR: Final = {"aiosqlite": "0.20", "asyncpg": "0.29", "aiomysql": "0.2", "asyncmy": "0.2.9", "psycopg": "3.1",
+                               "psycopg_async": "3.1"}
+#: Requirements that mean "this project uses SQLAlchemy" (and so gets the drivers and the asyncio extra).
+SQLALCHEMY_DISTRIBUTIONS: Final = frozenset({"sqlalchemy", "sqlmodel"})
 #: The SQLAlchemy extra that pulls in greenlet (optional from 2.1 on, §0).
 SQLALCHEMY_ASYNCIO_EXTRA: Final = "asyncio"
 

@@ -67,6 +67,10 @@ class CallSite:
     inner: bool = False
     #: the call is inside ``with``/``async with`` items (``with SessionLocal() as db``)
     context_manager: Optional[Literal["with", "async with"]] = None
+    #: module-level call under ``if __name__ == "__main__":`` (a sync entry point)
+    main_guard: bool = False
+    #: the call is inside a ``lambda`` (runs later, wherever the lambda is called)
+    in_lambda: bool = False
 
 
 @dataclass(frozen=True, slots=True)

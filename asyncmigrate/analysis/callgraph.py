@@ -59,8 +59,8 @@ class CallGraph:
         while queue:
             fid = queue.popleft()
             chain = self.loop_chain[fid]
-            for callee, _call in self.edges.get(fid, ()):
-                if callee in self.loop_chain:
+            for callee, call in self.edges.get(fid, ()):
+                if callee in self.loop_chain or call.in_lambda:
                     continue
                 if fns[callee].summary.is_async:
                     continue  # already a root

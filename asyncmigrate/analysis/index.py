@@ -48,6 +48,8 @@ _SUPPRESSION_RE = re.compile(
 _WS_RE = re.compile(r"\s+")
 _TRAILING_COMMA_RE = re.compile(r",(?=[)\]}])")
 _MAX_SNIPPET = 240
+#: one source line with its terminator, as the tokenizer (and ``ast.get_source_segment``) splits lines
+_PARSER_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
 
 def decode_source(data: bytes) -> tuple[str, str]:
@@ -168,6 +170,11 @@ def unwrap_annotation(node: Optional[ast.AST]) -> tuple[Expr, Expr]:
             return unwrap_annotation(node.left)
         if isinstance(node.left, ast.Constant) and node.left.value is None:
             return unwrap_annotation(node.right)
+    if isinstance(node, ast.Subscript):
+        # not ``expr_of(node)``: for ``Union[A, B]`` (and other Annotated/Optional/Union forms not
+        # unwrapped above) expr_of would call back here, recursing until RecursionError
+        base = expr_of(node.value)
+        return (("sub", base, tuple(_subscript_items(node))) if base is not None else None), None
     return expr_of(node), None
 
 
@@ -225,6 +232,8 @@ class _Indexer(ast.NodeVisitor):
         self.text = text
         self.lines = text.splitlines()
         self._ascii = text.isascii()
+        #: the source split as the parser splits it (``\r\n``, ``\r``, ``\n``; not form feeds), on first use
+        self._parser_lines: Optional[list[str]] = None
         self.module = module
         self.is_package = is_package
         self.imports: dict[str, str] = {}
@@ -240,6 +249,8 @@ class _Indexer(ast.NodeVisitor):
         self._chains: dict[int, tuple[str, ...]] = {}
         self._with_items: dict[int, str] = {}
         self.has_main_guard = False
+        self._in_main_guard = False
+        self._lambda_depth = 0
 
     # ---- positions -------------------------------------------------------------
     def _col(self, line: int, byte_col: int) -> int:
@@ -257,10 +268,30 @@ class _Indexer(ast.NodeVisitor):
 
     def segment(self, node: ast.AST) -> str:
         try:
-            seg = ast.get_source_segment(self.text, node)
+            seg = self._source_segment(node)
         except Exception:  # pragma: no cover - defensive: odd positions in generated code
             seg = None
         return normalise_snippet(seg) if seg else ""
+
+    def _source_segment(self, node: ast.AST) -> Optional[str]:
+        """``ast.get_source_segment(self.text, node)``, without re-splitting the whole source per call.
+
+        (On Python 3.11 the stdlib version splits the file character by character on every call,
+        which made the per-file pass quadratic in the file's size.)
+        """
+        end_lineno = getattr(node, "end_lineno", None)
+        end_col = getattr(node, "end_col_offset", None)
+        if end_lineno is None or end_col is None:
+            return None
+        lines = self._parser_lines
+        if lines is None:
+            lines = self._parser_lines = _PARSER_LINE_RE.findall(self.text)
+        lineno, end_lineno, col = node.lineno - 1, end_lineno - 1, node.col_offset  # type: ignore[attr-defined]
+        if end_lineno == lineno:
+            return lines[lineno].encode()[col:end_col].decode()
+        first = lines[lineno].encode()[col:].decode()
+        last = lines[end_lineno].encode()[:end_col].decode()
+        return first + "".join(lines[lineno + 1:end_lineno]) + last
 
     # ---- scopes ---------------------------------------------------------------
     def qualname(self, name: str) -> str:
@@ -407,8 +438,10 @@ class _Indexer(ast.NodeVisitor):
                 frame.params.append(Param(a.arg, -1, None, None, self.span(a), True))
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
-        # lambda bodies run later, but calls inside them belong to the enclosing function
+        # lambda bodies run later; their calls are recorded in the enclosing function, marked
+        self._lambda_depth += 1
         self.visit(node.body)
+        self._lambda_depth -= 1
 
     # ---- statements that give names their provenance ---------------------------
     def _is_self(self, node: ast.AST) -> bool:
@@ -489,6 +522,14 @@ class _Indexer(ast.NodeVisitor):
             and node.test.left.id == "__name__"
         ):
             self.has_main_guard = True
+            self.visit(node.test)
+            self._in_main_guard = True
+            for stmt in node.body:
+                self.visit(stmt)
+            self._in_main_guard = False
+            for stmt in node.orelse:
+                self.visit(stmt)
+            return
         self.generic_visit(node)
 
     # ---- expressions ------------------------------------------------------------
@@ -534,6 +575,8 @@ class _Indexer(ast.NodeVisitor):
                     chain=self._chains.pop(id(node), ()),
                     inner=id(node) in self._inner,
                     context_manager=self._with_items.pop(id(node), None),  # type: ignore[arg-type]
+                    main_guard=self._in_main_guard and len(self.frames) == 1,
+                    in_lambda=self._lambda_depth > 0,
                 )
             )
         # a method call is not an attribute read: visit the receiver, not ``recv.method``

@@ -1,0 +1,44 @@
+"""The rewrites, in the order ``fix`` applies them to each file (one parse, one fresh instance per file).
+
+The order matters, and each step says why it stands where it does.
+"""
+
+from __future__ import annotations
+
+from .await_session_methods import AwaitSessionMethods
+from .engine_to_async import EngineToAsync
+from .lifecycle_to_async import LifecycleToAsync
+from .propagate_async import PropagateAsync
+from .query_to_select import QueryToSelect
+from .session_dependency import SessionDependencyToAsync
+from .session_factory import SessionFactoryToAsync
+from .sleep_to_asyncio import SleepToAsyncio
+
+PIPELINE = (
+    # Phase 1 first: the async engine, factory and dependency must exist before anything refers to them.
+    EngineToAsync,
+    # startup/shutdown code reads the async engine the previous step created
+    LifecycleToAsync,
+    # query chains are matched on their original sync shape, before other steps add awaits inside them
+    QueryToSelect,
+    # then every remaining coroutine method on a converted session gets its await
+    AwaitSessionMethods,
+    # factories and dependencies are renamed after the body is rewritten, so session receivers still match
+    SessionFactoryToAsync,
+    SessionDependencyToAsync,
+    SleepToAsyncio,
+    # last: def -> async def and awaits at call sites, which depend on nothing above having changed names
+    PropagateAsync,
+)
+
+#: rewrite name (for ``--select``) -> class
+BY_NAME = {
+    "database": EngineToAsync,
+    "lifecycle": LifecycleToAsync,
+    "query": QueryToSelect,
+    "await": AwaitSessionMethods,
+    "factory": SessionFactoryToAsync,
+    "dependency": SessionDependencyToAsync,
+    "sleep": SleepToAsyncio,
+    "propagate": PropagateAsync,
+}

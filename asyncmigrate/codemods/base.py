@@ -150,3 +150,98 @@ def awaited_then(node: cst.BaseExpression) -> cst.BaseExpression:
 
 def names_of(items: Sequence[str]) -> FrozenSet[str]:
     return frozenset(items)
+
+
+def callee_text(node: cst.BaseExpression) -> Optional[str]:
+    """The callee text the planner uses (``migration.expr_text``): ``a.b``, ``Repo().names``."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = callee_text(node.value)
+        return f"{base}.{node.attr.value}" if base is not None else None
+    if isinstance(node, cst.Call):
+        base = callee_text(node.func)
+        return f"{base}()" if base is not None else None
+    return None
+
+
+def replace_last_name(node: cst.BaseExpression, new: str) -> cst.BaseExpression:
+    """``SessionLocal`` -> ``AsyncSessionLocal``; ``database.SessionLocal`` -> ``database.AsyncSessionLocal``."""
+    if isinstance(node, cst.Name):
+        return node.with_changes(value=new)
+    if isinstance(node, cst.Attribute):
+        return node.with_changes(attr=node.attr.with_changes(value=new))
+    return node
+
+
+class AwaitAware(ScopedTransformer):
+    """Knows which calls are already awaited, and which functions are (or become) coroutines."""
+
+    def __init__(self, context: CodemodContext) -> None:
+        super().__init__(context)
+        self._awaited: set[int] = set()
+        self._async_stack: list[bool] = []
+        self._no_await_depth = 0  # inside lambda / generator expression: ``await`` is not allowed there
+
+    def visit_Await(self, node: cst.Await) -> Optional[bool]:
+        self._awaited.add(id(node.expression))
+        return True
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> Optional[bool]:
+        super().visit_FunctionDef(node)
+        self._async_stack.append(node.asynchronous is not None or self.scope in self.plan.make_async)
+        return True
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.BaseStatement:
+        self._async_stack.pop()
+        return super().leave_FunctionDef(original_node, updated_node)
+
+    def visit_Lambda(self, node: cst.Lambda) -> Optional[bool]:
+        self._no_await_depth += 1
+        return True
+
+    def leave_Lambda(self, original_node: cst.Lambda, updated_node: cst.Lambda) -> cst.BaseExpression:
+        self._no_await_depth -= 1
+        return updated_node
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> Optional[bool]:
+        self._no_await_depth += 1
+        return True
+
+    def leave_GeneratorExp(self, original_node: cst.GeneratorExp, updated_node: cst.GeneratorExp) -> cst.BaseExpression:
+        self._no_await_depth -= 1
+        return updated_node
+
+    @property
+    def can_await(self) -> bool:
+        """An ``await`` here is valid: we are in a coroutine (or one-to-be), not in a lambda/genexp."""
+        return bool(self._async_stack) and self._async_stack[-1] and self._no_await_depth == 0
+
+    def is_awaited(self, original: cst.CSTNode) -> bool:
+        return id(original) in self._awaited
+
+
+class ParenthesizeAwaits(cst.CSTTransformer):
+    """``await x.y`` means ``await (x.y)``: an awaited call with something chained on it needs parentheses.
+
+    Runs last, after every rewrite, so each codemod can produce ``Await`` nodes freely.
+    """
+
+    @staticmethod
+    def _wrap(node: cst.BaseExpression) -> cst.BaseExpression:
+        if isinstance(node, cst.Await) and not node.lpar:
+            return parenthesize(node)
+        return node
+
+    def leave_Attribute(self, original_node: cst.Attribute, updated_node: cst.Attribute) -> cst.BaseExpression:
+        return updated_node.with_changes(value=self._wrap(updated_node.value))
+
+    def leave_Subscript(self, original_node: cst.Subscript, updated_node: cst.Subscript) -> cst.BaseExpression:
+        return updated_node.with_changes(value=self._wrap(updated_node.value))
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        return updated_node.with_changes(func=self._wrap(updated_node.func))
+
+    def leave_Await(self, original_node: cst.Await, updated_node: cst.Await) -> cst.BaseExpression:
+        # ``await await x`` is invalid; ``await (await x)`` is what a double wrap means
+        return updated_node.with_changes(expression=self._wrap(updated_node.expression))

@@ -365,24 +365,30 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
 
         # Session factory.
         factory: Optional[str] = async_factories[0] if async_factories else None
-        scoped = False
-        mine = [f for f in factories if f.engine == primary] if sites or async_engines else []
+        chosen = next((f for f in factories if f.engine == primary), None) if primary else None
         for f in factories:
-            if f not in mine[:1]:
-                self._say(f.call, f"session factory {f.name} left alone (binds {f.engine or 'no engine'}; "
-                                  f"{plan.async_session_factory} follows {mine[0].name if mine else 'none'})")
-        if factory is None and mine:
-            if not self._free(plan.async_session_factory):
-                self._say(mine[0].call, f"{plan.async_session_factory} is already defined here; async factory not added")
+            if f is chosen:
+                continue
+            if chosen is not None:
+                self._say(f.call, f"session factory {f.name} left alone: {plan.async_session_factory} mirrors {chosen.name}")
             else:
-                self._plan_factory(mine[0], async_engine)
-                factory, scoped = plan.async_session_factory, mine[0].scoped is not None
+                self._say(f.call, f"session factory {f.name} binds {f.engine or 'no engine'}, which gets no async "
+                                  "engine here; left alone")
+        scoped = chosen is not None and chosen.scoped is not None
+        if factory is None and chosen is not None:
+            if not self._free(plan.async_session_factory):
+                self._say(chosen.call, f"{plan.async_session_factory} is already defined here; async factory not added")
+                chosen = None
+            else:
+                self._plan_factory(chosen, async_engine)
+                factory = plan.async_session_factory
         elif factory is not None:
-            scoped = False
+            scoped = False  # an existing async factory: use it as it is
 
         # Session dependency.
         sync_factories = {f.name for f in factories} | set(plan.sync_factories)
-        self._plan_dependency(module, sync_factories, primary, async_engine, factory, scoped, sites)
+        mirrored = chosen.name if chosen is not None and not async_factories else None
+        self._plan_dependency(module, sync_factories, primary, async_engine, factory, scoped, sites, mirrored)
 
     # ---- engine ----
 
@@ -404,7 +410,6 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             while not self._free(name):
                 n += 1
                 name = f"{_URL_HELPER}_{n}"
-            self._helper = name
             self._edits.before.setdefault(id(sites[0].top), []).append(url_helper_def(name))
             statements = [(s, _rename_helper(line, name)) for s, line in statements]
         self._import(_SQLALCHEMY_ASYNCIO, "create_async_engine")
@@ -448,6 +453,7 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             if mapped is None:
                 self._say(call, f"URL {_scheme(literal)!r} has no async driver in the table; engine left alone")
                 return None
+            self._check_memory(literal, call)
             self._check_url_params(mapped, call)
             driver = self._note_driver(mapped)
             if mapped == literal:
@@ -471,12 +477,15 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             return None
         if known is not None:
             self._check_url_params(facts.async_url(known) or known, call)
+            self._check_memory(known, call)
+        driver: Optional[str] = None
         for literal_url in self._url_literals(value):
             mapped = facts.async_url(literal_url)
             if mapped:
-                self._note_driver(mapped)
+                found = self._note_driver(mapped)
+                driver = found if known is not None else None
         wrapped = cst.Call(func=cst.Name(_URL_HELPER), args=[cst.Arg(value=value)])
-        return wrapped, True, None, None
+        return wrapped, True, driver, known
 
     def _module_literal(self, value: cst.BaseExpression) -> Optional[str]:
         """The value of ``NAME`` when the module binds it once, to a string literal."""
@@ -501,6 +510,11 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
                 if isinstance(v, str) and facts.url_driver(v):
                     found.append(v)
         return found
+
+    def _check_memory(self, url: str, call: cst.Call) -> None:
+        if _sqlite_memory(url):
+            self._say(call, "in-memory SQLite: the async engine opens its own, empty database; rows written through "
+                            "one engine are not seen by the other")
 
     def _note_driver(self, async_url: str) -> Optional[str]:
         parsed = facts.url_driver(async_url)
@@ -738,7 +752,7 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
         """A ``get_db`` whose factory is imported (``from app.db.session import SessionLocal``)."""
         factories = {f for f in self.plan.sync_factories if import_source(module, f) is not None}
         if factories:
-            self._plan_dependency(module, factories, None, None, None, False, [])
+            self._plan_dependency(module, factories, None, None, None, False, [], None)
 
     def _plan_dependency(
         self,
@@ -749,6 +763,7 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
         factory: Optional[str],
         scoped: bool,
         sites: list[_Engine],
+        mirrored: Optional[str],
     ) -> None:
         plan = self.plan
         candidates: list[tuple[cst.FunctionDef, _Source]] = []
@@ -770,6 +785,11 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
                 self._say(fn, f"{fn.name.value}() also yields a sync session; {plan.async_dependency} follows "
                               f"{chosen[0].name.value}()")
         fn, source = chosen
+        local = source.factory is not None and source.factory in {n for n, b in self._bound.items() if _assigned(b)}
+        if local and mirrored is not None and source.factory != mirrored:
+            self._say(fn, f"{fn.name.value}() uses {source.factory}, but {plan.async_session_factory} mirrors "
+                          f"{mirrored}; {plan.async_dependency} not added")
+            return
         async_factory = self._dependency_factory(source, factory, async_engine, sites, fn)
         if async_factory is None:
             return
@@ -793,7 +813,7 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             line = cst.SimpleStatementLine(
                 body=[cst.Assign(targets=[cst.AssignTarget(cst.Name(plan.async_session_factory))], value=made)]
             )
-            self._edits.add_after(sites[-1].stmt, line)
+            self._edits.add_after(sites[-1].top, line)
             return plan.async_session_factory
         imported = import_source(self._module, source.factory)
         if imported is not None and source.factory not in {n for n, b in self._bound.items() if _assigned(b)}:
@@ -813,7 +833,7 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
         yielded = {y.value.value for y in m.findall(fn.body, m.Yield(value=m.Name())) if isinstance(y, cst.Yield)
                    and isinstance(y.value, cst.Name)}
         pairs: list[tuple[str, cst.BaseExpression]] = []
-        for node in m.findall(fn.body, m.Assign(targets=[m.AssignTarget(m.Name())]) | m.WithItem(asname=m.AsName(m.Name()))):
+        for node in m.findall(fn.body, m.Assign(targets=[m.AssignTarget(m.Name())]) | m.WithItem(asname=m.AsName(name=m.Name()))):
             if isinstance(node, cst.Assign):
                 pairs.append((node.targets[0].target.value, node.value))  # type: ignore[attr-defined]
             elif isinstance(node, cst.WithItem) and node.asname is not None:
@@ -870,20 +890,17 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             f"with {src} as {var}:\n    yield {var}\n",
         ]
         actual = ast.dump(ast.parse(cst.Module(body=statements).code))
-        if any(actual == ast.dump(ast.parse(t)) for t in plain):
+        opens_plainly = source.factory is None or m.matches(source.call, m.Call(func=m.Name(), args=[]))
+        if opens_plainly and any(actual == ast.dump(ast.parse(t)) for t in plain):
             return None
         translator = _AwaitSession(var, source, factory)
         new = [s.visit(translator) for s in statements]
         if translator.unsupported is not None:
-            self._say(translator.unsupported, f"{fn.name.value}() does more with the session than "
-                                              f"{plan_name(self.plan)} can mirror; {self.plan.async_dependency} "
-                                              "only opens and closes one")
+            self._say(translator.unsupported, f"{fn.name.value}() does more with the session than opening, "
+                                              f"committing and closing it; {self.plan.async_dependency} only "
+                                              "opens and closes one")
             return None
         return new  # type: ignore[return-value]
-
-
-def plan_name(plan: FilePlan) -> str:
-    return "this rewrite"
 
 
 class _AwaitSession(cst.CSTTransformer):
@@ -925,11 +942,9 @@ class _AwaitSession(cst.CSTTransformer):
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         func = updated.func
-        if original is self.source.call or (
-            isinstance(func, cst.Name) and func.value == self.source.factory
-        ):
-            if self.source.factory is None:
-                return cst.Call(func=cst.Name(self.factory))
+        if original is self.source.call and self.source.factory is None:  # Session(engine)
+            return cst.Call(func=cst.Name(self.factory))
+        if isinstance(func, cst.Name) and func.value == self.source.factory:
             return updated.with_changes(func=cst.Name(self.factory))
         if isinstance(func, cst.Attribute) and m.matches(func.value, m.Name(self.source.factory or "")):
             if func.attr.value == "begin":
@@ -1042,6 +1057,7 @@ def _rename_helper(line: cst.SimpleStatementLine, name: str) -> cst.SimpleStatem
 
 def run_on_source(code: str, plan: FilePlan) -> tuple[str, list[str]]:
     """Rewrite one module's source; returns ``(new code, warnings)``."""
-    context = CodemodContext(scratch={"plan": plan}, full_module_name=plan.module or None)
+    package = plan.module.rpartition(".")[0] if plan.module else None
+    context = CodemodContext(scratch={"plan": plan}, full_module_name=plan.module or None, full_package_name=package)
     new = EngineToAsync(context).transform_module(cst.parse_module(code))
     return new.code, list(context.warnings)

@@ -56,7 +56,7 @@ def render(result: ScanResult, console: Console, show_findings: bool = True, max
         console.print()
     table = Table(title="Blocking calls per file (n (k⚠) = n findings, k of them block the event loop today)",
                   title_justify="left", show_footer=True)
-    table.add_column("file", footer="total", overflow="fold")
+    table.add_column("file", footer="total", no_wrap=True)
     for c in cats:
         table.add_column(_SHORT.get(c, c), justify="right", footer=_cell(data["categories"][c]))
     table.add_column("blocks-loop", justify="right", style="red", footer=str(data["total"][BLOCKS_LOOP]))

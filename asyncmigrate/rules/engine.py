@@ -15,7 +15,7 @@ from typing import Iterator
 from .. import facts
 from .base import Bad, FunctionContext, Good, Hit, Rule
 
-_ENGINE_IO = frozenset({"connect", "begin", "dispose", "execute", "raw_connection"})
+_ENGINE_IO = frozenset({"connect", "begin", "execute", "raw_connection"})
 
 
 class SyncEngine(Rule):
@@ -166,7 +166,7 @@ async def startup(async_engine, Base):
 
 
 class SyncEngineIO(Rule):
-    """``engine.connect()`` / ``engine.begin()`` / ``engine.dispose()`` on a sync engine, on the loop.
+    """``engine.connect()`` / ``engine.begin()`` / ``engine.execute()`` on a sync engine, on the loop.
 
     What it does:
         Finds I/O on a sync engine inside code that runs on the event loop.
@@ -175,13 +175,15 @@ class SyncEngineIO(Rule):
         Connecting, running DDL or disposing the pool blocks the loop.
 
     Example:
-        engine.dispose()
+        with engine.connect() as conn: conn.execute(text("SELECT 1"))
 
     Use instead:
-        await async_engine.dispose()
+        async with async_engine.connect() as conn: await conn.execute(text("SELECT 1"))
 
     Fix safety:
-        Rewritten in lifespans and shutdown handlers; elsewhere reported.
+        Reported.  (``engine.dispose()`` at shutdown is not flagged: it only closes
+        pooled connections, and the sync engine is disposed beside the async one
+        while it exists.)
     """
 
     code = "ASM144"
@@ -197,8 +199,9 @@ from sqlalchemy import create_engine
 engine = create_engine("sqlite://")
 
 
-async def shutdown():
-    engine.dispose()
+async def health():
+    with engine.connect() as conn:
+        return conn
 ''', also=("ASM140",)),
         Good('''
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -206,8 +209,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 engine = create_async_engine("sqlite+aiosqlite://")
 
 
-async def shutdown():
-    await engine.dispose()
+async def health():
+    async with engine.connect() as conn:
+        return conn
 '''),
     )
 

@@ -1,0 +1,287 @@
+"""``asyncmigrate fix``: plan once, rewrite each file on one libcst parse, verify, then diff or write.
+
+Write safety (DESIGN "Write safety"): every changed file is re-parsed with
+libcst and compiled before anything is written; writes go to a temporary file
+in the same directory and replace the original with ``os.replace`` (a file is
+either old or new, never half-written), keeping its permissions, encoding and
+newline style (libcst round-trips both).  ``--diff`` and ``--check`` never
+write.  After ``--write`` the changed tree is rescanned: blocking calls left
+on the loop are listed unless the summary already reported them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import click
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor
+
+from .codemods import BY_NAME, PIPELINE
+from .codemods.base import FilePlan, ParenthesizeAwaits
+from .migration import LeftForHuman, MigrationPlan, plan_migration
+from .model import BLOCKS_LOOP
+from .runner import discover
+
+_PROJECT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", "requirements.txt", ".git")
+#: files worth a libcst parse even without a plan: they may hold Phase-1 code
+_PHASE1_WORDS = (b"create_engine", b"sessionmaker", b"create_all", b"dispose", b".pool", b"dependency_overrides")
+
+
+@dataclass
+class FileChange:
+    path: str
+    old: bytes
+    new: bytes
+    rewrites: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def diff(self) -> str:
+        a = self.old.decode("utf-8", "replace").splitlines(keepends=True)
+        b = self.new.decode("utf-8", "replace").splitlines(keepends=True)
+        lines = list(difflib.unified_diff(a, b, f"a/{self.path}", f"b/{self.path}"))
+        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+@dataclass
+class FixResult:
+    changes: list[FileChange] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    left: list[LeftForHuman] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    requirements: dict[Path, tuple[str, str]] = field(default_factory=dict)
+    plan: Optional[MigrationPlan] = None
+
+
+def project_root(paths: Sequence[str]) -> Path:
+    """The directories given, or for files the nearest directory that looks like a project root."""
+    first = Path(paths[0]).resolve()
+    if first.is_dir() and len(paths) == 1:
+        return first
+    start = first if first.is_dir() else first.parent
+    for d in (start, *start.parents):
+        if any((d / m).exists() for m in _PROJECT_MARKERS):
+            return d
+    return start
+
+
+def transform_file(path: str, data: bytes, plan: FilePlan, rewrites: Sequence[type]) -> FileChange:
+    module = cst.parse_module(data)
+    package = plan.module.rpartition(".")[0] if plan.module else None
+    context = CodemodContext(scratch={"plan": plan}, filename=path, full_module_name=plan.module or None,
+                             full_package_name=package)
+    change = FileChange(path, data, data)
+    for cls in rewrites:
+        before = module
+        module = cls(context).transform_module(module)
+        if module is not before and module.code != before.code:
+            change.rewrites.append(cls.__name__)
+    module = AddImportsVisitor(context).transform_module(module)
+    module = module.visit(ParenthesizeAwaits())
+    change.new = module.bytes
+    change.warnings = list(context.warnings)
+    return change
+
+
+def verify(change: FileChange) -> Optional[str]:
+    """Why the new content must not be written (None when it parses and compiles)."""
+    try:
+        cst.parse_module(change.new)
+        compile(change.new, change.path, "exec", dont_inherit=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means "do not write"
+        return f"rewritten code does not parse: {type(exc).__name__}: {exc}"
+    return None
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    st = os.stat(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".asyncmigrate-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, st.st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(str(path), text.encode("utf-8"))
+
+
+def _drivers(root: Path, plan: MigrationPlan) -> set[str]:
+    """Async drivers the migrated project needs, from what its database code and requirements mention."""
+    blobs: list[str] = []
+    if plan.database is not None:
+        try:
+            blobs.append(Path(plan.database.path).read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            pass
+    for name in ("requirements.txt", "pyproject.toml", "requirements-dev.txt", ".env", ".env.example"):
+        p = root / name
+        if p.is_file():
+            blobs.append(p.read_text(encoding="utf-8", errors="replace"))
+    text = "\n".join(blobs).lower()
+    drivers = set()
+    if "sqlite" in text:
+        drivers.add("aiosqlite")
+    if "postgres" in text or "psycopg" in text:
+        drivers.add("asyncpg")
+    if "mysql" in text or "mariadb" in text:
+        drivers.add("aiomysql")
+    return drivers
+
+
+def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Optional[Path] = None,
+            use_cache: bool = True, jobs: Optional[int] = None) -> FixResult:
+    from .api import analyse_paths
+
+    root = root or project_root(paths)
+    run = analyse_paths([str(root)], config, use_cache=use_cache, jobs=jobs, need_analysis=True)
+    analysis = run.analysis
+    assert analysis is not None
+    scope = {s.path for s in discover(paths, config).sources}
+    plan = plan_migration(analysis, scope, config)
+    result = FixResult(plan=plan, left=list(plan.left))
+    rewrites = [BY_NAME[n] for n in select] if select else list(PIPELINE)
+    for err in run.result.errors:
+        result.errors.append((err.path, err.message))
+    for src in run.discovery.sources:
+        file_plan = plan.files.get(src.path)
+        try:
+            data = Path(src.fs_path).read_bytes()
+        except OSError as exc:
+            result.errors.append((src.path, f"cannot read: {exc}"))
+            continue
+        if file_plan is None:
+            if not any(w in data for w in _PHASE1_WORDS):
+                continue
+            file_plan = FilePlan(module=src.module, database_module=plan.database.dotted if plan.database else None)
+        try:
+            change = transform_file(src.path, data, file_plan, rewrites)
+        except cst.ParserSyntaxError as exc:
+            result.errors.append((src.path, f"libcst cannot parse: {exc.message} (line {exc.raw_line})"))
+            continue
+        except Exception as exc:  # noqa: BLE001 - one file's crash is that file's error
+            result.errors.append((src.path, f"internal error while rewriting: {type(exc).__name__}: {exc}"))
+            continue
+        result.warnings += [(src.path, w) for w in change.warnings]
+        if change.new == change.old:
+            continue
+        problem = verify(change)
+        if problem:
+            result.errors.append((src.path, problem))
+            continue
+        change.path = src.path
+        result.changes.append(change)
+    if not select or "database" in select:
+        try:
+            from .codemods.requirements import update_requirements
+
+            result.requirements = update_requirements(root, _drivers(root, plan)) if result.changes else {}
+        except Exception as exc:  # noqa: BLE001
+            result.errors.append((str(root), f"cannot update requirements: {type(exc).__name__}: {exc}"))
+    return result
+
+
+def write_changes(result: FixResult, root: Path) -> None:
+    for change in result.changes:
+        atomic_write(change.path, change.new)
+    for path, (_old, new) in result.requirements.items():
+        atomic_write_text(path, new)
+
+
+def requirement_diffs(result: FixResult) -> str:
+    out = []
+    for path, (old, new) in result.requirements.items():
+        rel = os.path.relpath(path)
+        out += difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{rel}", f"b/{rel}")
+    return "".join(out)
+
+
+def summary_lines(result: FixResult) -> list[str]:
+    lines = []
+    n = len(result.changes) + len(result.requirements)
+    lines.append(f"asyncmigrate fix: {n} file(s) to change")
+    for change in result.changes:
+        lines.append(f"  {change.path}: {', '.join(change.rewrites)}")
+    for path in result.requirements:
+        lines.append(f"  {os.path.relpath(path)}: async drivers / sqlalchemy[asyncio]")
+    if result.plan is not None:
+        lines.append(f"  {len(result.plan.converted)} function(s) converted to AsyncSession, "
+                     f"{len(result.plan.make_async)} made async")
+    left = [str(item) for item in result.left] + [f"{p}: {w}" for p, w in result.warnings]
+    if left:
+        lines.append(f"left for a human ({len(left)}):")
+        lines += [f"  {item}" for item in left]
+    if result.errors:
+        lines.append(f"not rewritten ({len(result.errors)}):")
+        lines += [f"  {p}: {msg}" for p, msg in result.errors]
+    return lines
+
+
+@click.command("fix")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--diff", "mode", flag_value="diff", default=True, help="Print a unified diff; write nothing (default).")
+@click.option("--write", "mode", flag_value="write", help="Apply the changes (atomically, file by file).")
+@click.option("--check", "mode", flag_value="check", help="Exit 1 when changes would be made; write nothing.")
+@click.option("--select", "rewrites", multiple=True, type=click.Choice(sorted(BY_NAME)),
+              help="Run only these rewrites (repeatable).")
+@click.option("--root", type=click.Path(file_okay=False, exists=True), help="Project root for cross-module analysis "
+              "(default: the directory given, or the nearest one with pyproject.toml/requirements.txt/.git).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option("--no-cache", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
+def fix_command(paths, mode, rewrites, root, config_path, no_cache, quiet) -> None:
+    """Rewrite blocking sync-SQLAlchemy code to async SQLAlchemy 2.0 (diff by default)."""
+    from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED, get_config
+
+    paths = paths or (".",)
+    config = get_config(config_path, paths)
+    root_path = Path(root).resolve() if root else None
+    result = run_fix(paths, config, rewrites, root_path, use_cache=not no_cache)
+    if mode == "diff":
+        text = "".join(c.diff() for c in result.changes) + requirement_diffs(result)
+        if text:
+            click.echo(text, nl=False)
+    elif mode == "write":
+        write_changes(result, root_path or project_root(paths))
+    if not quiet:
+        for line in summary_lines(result):
+            click.echo(line, err=True)
+    if mode == "write" and result.changes:
+        remaining = self_check(paths, config, result)
+        if remaining and not quiet:
+            click.echo(f"still blocking the loop after the rewrite ({len(remaining)}), not reported above:", err=True)
+            for f in remaining:
+                click.echo(f"  {f.path}:{f.span.line}: {f.code} {f.message}", err=True)
+    if mode == "check" and (result.changes or result.requirements):
+        sys.exit(EXIT_FINDINGS)
+    sys.exit(EXIT_SKIPPED if result.errors else EXIT_OK)
+
+
+def self_check(paths: Sequence[str], config, result: FixResult):
+    """Blocking calls still on the loop in the changed files that the summary did not report."""
+    from .api import analyse_paths
+
+    changed = {c.path for c in result.changes}
+    reported_lines = {(item.path, item.line) for item in result.left}
+    reported_files = {p for p, _ in result.warnings} | {item.path for item in result.left}
+    run = analyse_paths(list(paths), config, use_cache=False)
+    return [f for f in run.result.findings
+            if f.severity == BLOCKS_LOOP and f.path in changed and f.code.startswith("ASM1")
+            and (f.path, f.span.line) not in reported_lines and f.path not in reported_files]

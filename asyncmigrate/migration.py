@@ -1,0 +1,407 @@
+"""The migration plan: which sessions become ``AsyncSession``, which functions become ``async def``.
+
+``fix`` stands on the same :class:`~asyncmigrate.analysis.findings.Analysis`
+as ``scan``.  From it this module decides, once for the whole tree:
+
+1. **Converted functions.**  Every function in the fixed paths that uses a sync
+   session is converted, together with every function its sessions flow to or
+   from: a session passed as an argument, or held as ``self.db`` by a class,
+   must have one type on both sides of the call.  This can reach outside the
+   paths given (module-by-module migration); those files appear in the same diff.
+2. **Async propagation.**  A converted function that now awaits becomes
+   ``async def``; every caller in the project awaits it and becomes async in
+   turn, transitively, across modules, through ``self`` and instances.  It
+   stops at boundaries: an ``async def`` (just ``await``), a call under
+   ``if __name__ == "__main__":`` or in a configured entry point
+   (``asyncio.run(...)``), and callers that cannot become coroutines
+   (``__init__``, properties, sync generators, lambdas, callbacks), which are
+   reported and left unchanged.
+3. **Per-file plans** (:class:`~asyncmigrate.codemods.base.FilePlan`) that the
+   codemods read: session receivers per scope, functions to make async, calls
+   to await or to run with ``asyncio.run``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from . import facts
+from .analysis.findings import Analysis
+from .analysis.index import MODULE_SCOPE
+from .analysis.sessions import SESSION, Project, is_session
+from .codemods.base import FilePlan
+from .config import Config
+from .model import CallSite, Expr
+
+#: methods whose call, on a converted session, makes the function await
+_AWAITING_METHODS = facts.ASYNC_SESSION_COROUTINES | {"query"}
+_CANNOT_BE_ASYNC = frozenset({"__init__", "__new__", "__del__", "__enter__", "__exit__", "__iter__", "__next__",
+                              "__len__", "__bool__", "__hash__", "__eq__", "__repr__", "__str__", "__getattr__",
+                              "__setattr__", "__getitem__", "__setitem__", "__contains__", "__post_init__"})
+_SAFE_CALLBACK_SINKS = frozenset({"add_task", "Depends", "Security", "create_task", "ensure_future", "gather",
+                                  "add_api_route", "api_route", "add_event_handler", "include_router"})
+
+
+def is_test_file(path: str) -> bool:
+    """Test code keeps its sync sessions (the sync engine stays); only its dependency overrides move."""
+    parts = path.replace("\\", "/").split("/")
+    name = parts[-1]
+    return (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+            or any(p in ("tests", "test") for p in parts[:-1]))
+
+
+def expr_text(expr: Expr) -> Optional[str]:
+    """The callee text codemods see: ``a.b``, ``Repo().names`` (call arguments dropped)."""
+    if expr is None:
+        return None
+    kind = expr[0]
+    if kind == "n":
+        return expr[1]
+    if kind == "a":
+        base = expr_text(expr[1])
+        return f"{base}.{expr[2]}" if base is not None else None
+    if kind == "c":
+        base = expr_text(expr[1])
+        return f"{base}()" if base is not None else None
+    return None
+
+
+@dataclass(frozen=True)
+class LeftForHuman:
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}"
+
+
+@dataclass
+class DatabaseModule:
+    module: str  # project module key
+    dotted: str  # importable dotted name
+    path: str
+    factory: Optional[str]
+    engine: Optional[str]
+    dependency: Optional[str]
+
+
+@dataclass
+class MigrationPlan:
+    files: dict[str, FilePlan] = field(default_factory=dict)
+    converted: set[str] = field(default_factory=set)
+    make_async: set[str] = field(default_factory=set)
+    left: list[LeftForHuman] = field(default_factory=list)
+    database: Optional[DatabaseModule] = None
+
+
+class Planner:
+    def __init__(self, analysis: Analysis, paths: Optional[set[str]], config: Config):
+        self.analysis = analysis
+        self.project: Project = analysis.project
+        self.graph = analysis.graph
+        self.paths = paths
+        self.config = config
+        self.plan = MigrationPlan()
+        self._receivers: dict[str, dict[str, str]] = {}
+
+    # ------------------------------------------------------------- facts per function
+    def receivers(self, fid: str) -> dict[str, str]:
+        """Dotted texts that are sync sessions in ``fid`` -> evidence."""
+        if fid in self._receivers:
+            return self._receivers[fid]
+        p = self.project
+        fn = p.functions[fid]
+        out: dict[str, str] = {}
+        if fn.summary.qualname != MODULE_SCOPE:
+            for prm in fn.summary.params:
+                v = p.param_value(fid, prm)
+                if is_session(v):
+                    out[prm.name] = v[1]
+            for name, _ in fn.summary.assigns:
+                v = p.value(("n", name), fid)
+                if is_session(v):
+                    out[name] = v[1]
+            for call in fn.summary.calls:
+                if call.func and call.func[0] == "a" and not call.awaited:
+                    v = p.receiver(call.func[1], fid)
+                    text = expr_text(call.func[1])
+                    if text and is_session(v) and "(" not in text:
+                        out[text] = v[1]
+        self._receivers[fid] = out
+        return out
+
+    def session_args(self, call: CallSite, fid: str) -> bool:
+        for arg in (*call.args, *(v for _, v in call.kwargs)):
+            if is_session(self.project.value(arg, fid)):
+                return True
+        return False
+
+    def uses_factory(self, fid: str) -> bool:
+        return any(f.code in ("ASM103", "ASM104") for f in self.analysis.by_function.get(fid, ()))
+
+    def awaits_after_conversion(self, fid: str) -> bool:
+        recv = self.receivers(fid)
+        if self.uses_factory(fid):
+            return True
+        for call in self.project.functions[fid].summary.calls:
+            func = call.func
+            if func and func[0] == "a" and func[2] in _AWAITING_METHODS and not call.awaited:
+                if expr_text(func[1]) in recv:
+                    return True
+        return False
+
+    def is_provider(self, fid: str) -> bool:
+        """``get_db``-style generators: the ``database`` rewrite adds an async twin beside them instead."""
+        fn = self.project.functions[fid].summary
+        return fn.is_generator and is_session(self.project.provides(fid))
+
+    def in_scope(self, fid: str) -> bool:
+        return self.paths is None or self.project.functions[fid].file.path in self.paths
+
+    # ------------------------------------------------------------- 1. conversion closure
+    def _session_links(self) -> dict[str, set[str]]:
+        links: dict[str, set[str]] = {}
+        p = self.project
+        for fid, edges in self.graph.edges.items():
+            for callee, call in edges:
+                if self.session_args(call, fid):
+                    links.setdefault(fid, set()).add(callee)
+                    links.setdefault(callee, set()).add(fid)
+        # methods that use ``self.<attr>`` sessions are linked to the class's other such methods
+        by_class: dict[str, list[str]] = {}
+        for fid, fn in p.functions.items():
+            cq = fn.summary.class_qualname
+            if cq and any(t.startswith("self.") for t in self.receivers(fid)):
+                by_class.setdefault(f"{p.module_of(fid)}:{cq}", []).append(fid)
+        for cid, fids in by_class.items():
+            init = p.find_method(cid, "__init__")
+            group = set(fids) | ({init} if init else set())
+            for f in group:
+                links.setdefault(f, set()).update(group - {f})
+        return links
+
+    def conversion(self) -> set[str]:
+        p = self.project
+        seeds = {fid for fid, fn in p.functions.items()
+                 if fn.summary.qualname != MODULE_SCOPE and self.in_scope(fid) and not self.is_provider(fid)
+                 and not is_test_file(fn.file.path)
+                 and (self.receivers(fid) or self.uses_factory(fid))}
+        links = self._session_links()
+        converted = set(seeds)
+        todo = list(seeds)
+        while todo:
+            fid = todo.pop()
+            for other in links.get(fid, ()):
+                if other not in converted and p.functions[other].summary.qualname != MODULE_SCOPE \
+                        and not self.is_provider(other) and not is_test_file(p.functions[other].file.path):
+                    converted.add(other)
+                    todo.append(other)
+        return converted
+
+    # ------------------------------------------------------------- 2. async propagation
+    def _boundary(self, fid: str) -> Optional[str]:
+        """Why ``fid`` cannot become ``async def`` (None when it can)."""
+        fn = self.project.functions[fid].summary
+        if fn.name in _CANNOT_BE_ASYNC:
+            return f"`{fn.qualname}` cannot be a coroutine ({fn.name})"
+        if fn.kind == "property":
+            return f"`{fn.qualname}` is a property"
+        if fn.is_generator:
+            return f"`{fn.qualname}` is a sync generator"
+        if ".<locals>." in fn.qualname and fn.name == "<lambda>":
+            return "a lambda"
+        return None
+
+    def _entry_point(self, fid: str) -> bool:
+        fn = self.project.functions[fid]
+        if fn.display in self.config.entry_points or fn.summary.qualname in self.config.entry_points:
+            return True
+        for dec in fn.summary.decorators:
+            v = self.project.value(dec, fid) if dec else None
+            name = v[1] if v and v[0] == "ext" else ""
+            if name.startswith(("click.", "typer.")) or name.endswith((".command", ".group")):
+                return True
+        return False
+
+    def propagate(self, converted: set[str]) -> tuple[set[str], dict[str, set[str]], dict[str, set[str]]]:
+        p = self.project
+        make_async: set[str] = set()
+        for fid in converted:
+            fn = p.functions[fid].summary
+            if not fn.is_async and self.awaits_after_conversion(fid):
+                why = self._boundary(fid)
+                if why:
+                    self.left(fid, fn.span.line, f"{why}: it uses a session that becomes async; not converted")
+                    continue
+                make_async.add(fid)
+        await_calls: dict[str, set[str]] = {}
+        run_calls: dict[str, set[str]] = {}
+        todo = list(make_async)
+        while todo:
+            target = todo.pop()
+            for caller, call in self.graph.callers.get(target, ()):
+                text = expr_text(call.func)
+                cfn = p.functions[caller].summary
+                if text is None or call.in_lambda:
+                    self.left(caller, call.span.line, f"call of `{p.functions[target].display}` (now async) "
+                              "inside a lambda or through an expression; await it by hand")
+                    continue
+                if cfn.is_async:
+                    await_calls.setdefault(caller, set()).add(text)
+                    continue
+                if is_test_file(p.functions[caller].file.path):
+                    self.left(caller, call.span.line, f"test `{cfn.qualname}` calls `{text}()`, which becomes async: "
+                              "run it with asyncio.run(...) or an async test")
+                    continue
+                if cfn.qualname == MODULE_SCOPE:
+                    if call.main_guard:
+                        run_calls.setdefault(caller, set()).add(text)
+                    else:
+                        self.left(caller, call.span.line, f"module-level call of `{text}()` runs at import time; "
+                                  "it is now a coroutine function")
+                    continue
+                if self._entry_point(caller) and not self.graph.on_loop(caller):
+                    run_calls.setdefault(caller, set()).add(text)
+                    continue
+                why = self._boundary(caller)
+                if why:
+                    self.left(caller, call.span.line, f"{why} and calls `{text}()`, which becomes async")
+                    continue
+                await_calls.setdefault(caller, set()).add(text)
+                if caller not in make_async:
+                    make_async.add(caller)
+                    todo.append(caller)
+        self._check_references(make_async)
+        return make_async, await_calls, run_calls
+
+    def _check_references(self, make_async: set[str]) -> None:
+        """Functions now async that are handed to something as a callback."""
+        p = self.project
+        for fid, fn in p.functions.items():
+            for call in fn.summary.calls:
+                text = expr_text(call.func) or ""
+                if text.rsplit(".", 1)[-1] in _SAFE_CALLBACK_SINKS:
+                    continue
+                for arg in (*call.args, *(v for _, v in call.kwargs)):
+                    if not arg or arg[0] not in ("n", "a"):
+                        continue
+                    v = p.value(arg, fid)
+                    target = v[1] if v and v[0] == "func" else v[2] if v and v[0] == "method" else None
+                    if target in make_async:
+                        self.left(fid, call.span.line, f"`{expr_text(arg)}` is passed to `{text}()` and is now a "
+                                  "coroutine function; make sure the receiver awaits it")
+
+    def left(self, fid: str, line: int, reason: str) -> None:
+        item = LeftForHuman(self.project.functions[fid].file.path, line, reason)
+        if item not in self.plan.left:
+            self.plan.left.append(item)
+
+    # ------------------------------------------------------------- 3. database module
+    def database(self) -> Optional[DatabaseModule]:
+        p = self.project
+        best: Optional[DatabaseModule] = None
+        for mod, fs in p.modules.items():
+            module_fid = f"{mod}:{MODULE_SCOPE}"
+            factory = engine = None
+            for name, _ in fs.module_scope.assigns:
+                v = p.value(("n", name), module_fid)
+                if v == ("factory",) and factory is None:
+                    factory = name
+                elif v == ("engine",) and engine is None:
+                    engine = name
+            if factory is None:
+                continue
+            dependency = None
+            for fn in fs.functions:
+                fid = f"{mod}:{fn.qualname}"
+                if fn.is_generator and "." not in fn.qualname and is_session(p.provides(fid)):
+                    dependency = fn.qualname
+                    break
+            candidate = DatabaseModule(mod, fs.module, fs.path, factory, engine, dependency)
+            if best is None or (engine and not best.engine):
+                best = candidate
+        return best
+
+    # ------------------------------------------------------------- 4. file plans
+    def build(self) -> MigrationPlan:
+        converted = self.conversion()
+        make_async, await_calls, run_calls = self.propagate(converted)
+        self.plan.converted = converted
+        self.plan.make_async = make_async
+        db = self.database()
+        self.plan.database = db
+        p = self.project
+        files: dict[str, dict] = {}
+
+        def entry(fid: str) -> dict:
+            fs = p.functions[fid].file
+            return files.setdefault(fs.path, {"module": fs.module, "sessions": {}, "make_async": set(),
+                                              "await_calls": {}, "run_calls": {}, "factories": set(), "deps": set()})
+
+        for fid in converted:
+            e = entry(fid)
+            qual = p.functions[fid].summary.qualname
+            e["sessions"][qual] = frozenset(self.receivers(fid))
+            for call in p.functions[fid].summary.calls:
+                target = self.project.value(call.func, fid)
+                if target == ("factory",):
+                    text = expr_text(call.func)
+                    if text:
+                        e["factories"].add(text)
+            for prm in p.functions[fid].summary.params:
+                if prm.depends is not None and is_session(p.param_value(fid, prm)):
+                    text = expr_text(prm.depends[2])
+                    if text:
+                        e["deps"].add(text)
+        for fid in make_async:
+            entry(fid)["make_async"].add(p.functions[fid].summary.qualname)
+        for fid, texts in await_calls.items():
+            entry(fid)["await_calls"][p.functions[fid].summary.qualname] = frozenset(texts)
+        for fid, texts in run_calls.items():
+            entry(fid)["run_calls"][p.functions[fid].summary.qualname] = frozenset(texts)
+        if db is not None:
+            files.setdefault(db.path, {"module": db.dotted, "sessions": {}, "make_async": set(), "await_calls": {},
+                                       "run_calls": {}, "factories": set(), "deps": set()})
+        sqlmodel = any(qn.startswith("sqlmodel") for fs in p.files for _, qn in fs.imports)
+        for path, e in files.items():
+            self.plan.files[path] = FilePlan(
+                module=e["module"],
+                sessions=e["sessions"],
+                make_async=frozenset(e["make_async"]),
+                await_calls=e["await_calls"],
+                run_calls=e["run_calls"],
+                database_module=self._database_import(path, db, sorted(e["factories"] | e["deps"])),
+                sync_factories=frozenset(e["factories"]),
+                sync_dependencies=frozenset(e["deps"]),
+                sqlmodel=sqlmodel,
+            )
+        return self.plan
+
+    def _database_import(self, path: str, db: Optional[DatabaseModule], names: Iterable[str] = ()) -> Optional[str]:
+        """Where this file gets its sync factory / dependency from: the async twins are imported from there.
+
+        A name defined in the file itself gives the file's own module (no import is added); an imported one
+        gives the module it is imported from, as this file spells it.
+        """
+        fs = next((f for f in self.project.files if f.path == path), None)
+        if fs is not None:
+            imports = dict(fs.imports)
+            for text in names:
+                root = text.split(".", 1)[0]
+                if root in imports:
+                    qn = imports[root]
+                    return qn if "." in text else qn.rsplit(".", 1)[0]
+                if any(fn.qualname == root for fn in fs.functions) or root in dict(fs.module_scope.assigns):
+                    return fs.module
+            if db is not None:
+                for _alias, qn in fs.imports:
+                    mod = qn.rsplit(".", 1)[0]
+                    if self.project.find_module(mod) == db.module:
+                        return mod
+        return db.dotted if db is not None else None
+
+
+def plan_migration(analysis: Analysis, paths: Optional[Iterable[str]], config: Config) -> MigrationPlan:
+    return Planner(analysis, set(paths) if paths is not None else None, config).build()
