@@ -51,15 +51,22 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import click
 
 from . import cli as _cli
 from .analysis.findings import fingerprint
-from .cli import FORMATS, common_options, exit_code, get_config, split_codes, validate_codes
+from .cli import (
+    FORMATS,
+    common_options,
+    exit_code,
+    get_config,
+    split_codes,
+    validate_codes,
+)
 from .config import Config
 from .model import BLOCKS_LOOP, FileError, Finding, ScanResult
 from .runner import SKIP_DIRS, Discovery, Source, display_path
@@ -99,7 +106,7 @@ class Baseline:
     counts: dict[Key, int] = field(default_factory=dict)
 
     @classmethod
-    def from_findings(cls, findings: Iterable[Finding]) -> "Baseline":
+    def from_findings(cls, findings: Iterable[Finding]) -> Baseline:
         counts: dict[Key, int] = defaultdict(int)
         for f in findings:
             counts[key_of(f)] += 1
@@ -119,7 +126,7 @@ class Baseline:
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
-    def loads(cls, text: str, source: str = "<baseline>") -> "Baseline":
+    def loads(cls, text: str, source: str = "<baseline>") -> Baseline:
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -150,7 +157,7 @@ class Baseline:
         return cls(dict(counts))
 
     @classmethod
-    def load(cls, path: Path) -> "Baseline":
+    def load(cls, path: Path) -> Baseline:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -288,10 +295,6 @@ class Comparison:
     def shrinks_by(self) -> int:
         return sum(b - n for _, b, n in self.shrunk)
 
-    @property
-    def added_keys(self) -> list[Key]:
-        return [g.key for g in self.grown if g.before == 0]
-
 
 def compare(
     baseline: Baseline,
@@ -371,7 +374,7 @@ def compare(
 
 
 # ---------------------------------------------------------------- the other side, from git
-def _git(root: Path, *args: str, stdin: Optional[bytes] = None) -> bytes:
+def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes:
     try:
         proc = subprocess.run(["git", "-C", str(root), *args], input=stdin, capture_output=True, check=False)
     except FileNotFoundError:
@@ -464,8 +467,9 @@ def ref_discovery(
     cache and the normalisation treat both sides alike) and filtered by the same rules:
     ``*.py``, the tool directories, ``include``, ``exclude`` and the work tree's ``.gitignore``.
     """
-    from .runner import _Ignores, _rel  # one definition of the discovery rules
     import pathspec
+
+    from .runner import _Ignores, _rel  # one definition of the discovery rules
 
     specs = [rel for _, rel in targets]
     inits = sorted({i for rel in specs for i in _ancestor_inits(rel)})
@@ -493,12 +497,12 @@ def ref_discovery(
     chosen: list[tuple[Source, TreeEntry]] = []
     seen: set[str] = set()
     for e in sorted(entries, key=lambda e: e.path):
-        if e.kind != "blob" or e.mode not in ("100644", "100755") or not e.path.endswith(".py") or e.path in seen:
+        if e.kind != "blob" or e.mode not in ("100644", "100755") or e.path in seen:
             continue
         for given, rel in targets:
             if rel == e.path:  # a file named explicitly is always analysed
                 walked = Path(given)
-            elif under(e.path, [rel]):
+            elif under(e.path, [rel]) and e.path.endswith(".py"):
                 sub = e.path if rel == "." else e.path[len(rel.rstrip("/")) + 1:]
                 walked = Path(given) / sub
                 if not include.match_file(walked.as_posix()) or ignored(rel, sub):
@@ -526,7 +530,7 @@ def ref_discovery(
 
 def findings_at_ref(
     root: Path, ref: str, paths: Sequence[str], norm: PathNormaliser, config: Config, select: Sequence[str],
-    ignore: Sequence[str], use_cache: bool, jobs: Optional[int],
+    ignore: Sequence[str], use_cache: bool, jobs: int | None,
 ) -> tuple[ScanResult, str]:
     """The normalised scan result of ``paths`` as they are at ``ref``, read from git objects only."""
     from .analysis.findings import analyze
@@ -558,14 +562,14 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def summary_line(cmp: Comparison, against: str, result: ScanResult) -> str:
+def summary_line(cmp: Comparison, against: str, result: ScanResult, from_git: bool = False) -> str:
     if cmp.new:
         head = f"{_plural(len(cmp.new), 'new finding')} against {against}"
     else:
         head = f"no new findings against {against}"
     text = f"{head} ({cmp.before} there, {cmp.now} now)"
     if cmp.shrinks_by:
-        text += f"; the baseline shrinks by {cmp.shrinks_by}"
+        text += f"; {cmp.shrinks_by} fixed" if from_git else f"; the baseline shrinks by {cmp.shrinks_by}"
     if cmp.renamed:
         text += "; entries followed " + ", ".join(f"{a} → {b}" for a, b in cmp.renamed)
     if result.errors:
@@ -576,7 +580,7 @@ def summary_line(cmp: Comparison, against: str, result: ScanResult) -> str:
 def _text_report(result: ScanResult, lines: Sequence[str]) -> str:
     out: list[str] = []
     for f in result.findings:
-        style = dict(fg="red", bold=True) if f.severity == BLOCKS_LOOP else dict(fg="yellow")
+        style = {"fg": "red", "bold": True} if f.severity == BLOCKS_LOOP else {"fg": "yellow"}
         out.append(f"{click.style(f'{f.path}:{f.span.line}:{f.span.column}:', bold=True)} "
                    f"{click.style(f.code, **style)} {click.style(f'[{f.severity}]', **style)} {f.message}")
         if len(f.chain) > 1:
@@ -660,7 +664,7 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
         norm = PathNormaliser(root)
         roots = [norm.scope_root(p) for p in paths]
         baseline_path = Path(baseline_file) if baseline_file else Path(config.root) / config.baseline
-        baseline: Optional[Baseline] = None
+        baseline: Baseline | None = None
         if not ref and not (update_baseline and not baseline_path.exists()):
             baseline = Baseline.load(baseline_path)  # before the scan: a bad baseline fails fast
 
@@ -668,7 +672,7 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
                             progress=not quiet and fmt == "text" and not output)
         result = normalise_result(run.result, norm)
         notes: list[str] = []
-        info: dict = {"paths": "relative to the project root (git work tree top)"}
+        info: dict = {}
         if ref:
             other, commit = findings_at_ref(root, ref, paths, norm, config, select, ignore, not no_cache, jobs)
             baseline = Baseline.from_findings(other.findings)
@@ -697,7 +701,7 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
     if creating:  # a first baseline records everything: nothing is new
         cmp.new, cmp.grown = [], []
     refused = bool(update_baseline and cmp.new and not allow_growth)
-    lines = notes + ([] if creating else [summary_line(cmp, against, result)])
+    lines = notes + ([] if creating else [summary_line(cmp, against, result, bool(ref))])
     if refused:
         lines.append(f"refusing to grow the baseline by {_plural(len(cmp.new), 'finding')} (listed); "
                      "pass --allow-growth to accept them")

@@ -348,11 +348,17 @@ ASYNC_SCOPEFUNC: Final = ("asyncio", "current_task")
 EVENT_LISTEN: Final = frozenset({"sqlalchemy.event.listen", "sqlalchemy.event.api.listen"})
 EVENT_LISTENS_FOR: Final = frozenset({"sqlalchemy.event.listens_for", "sqlalchemy.event.api.listens_for"})
 
+#: FastAPI / Starlette startup and shutdown hooks, which run on the loop even when the handler is a sync ``def``
+#: (FastAPI 0.165 calls a sync handler directly, on MainThread): ``@app.on_event("startup")``,
+#: ``app.add_event_handler("startup", f)``, ``FastAPI(on_startup=[f], on_shutdown=[g])``.
+LIFESPAN_EVENT_DECORATOR: Final = "on_event"
+LIFESPAN_EVENT_REGISTRAR: Final = "add_event_handler"
+LIFESPAN_EVENTS: Final = frozenset({"startup", "shutdown"})
+LIFESPAN_HANDLER_KEYWORDS: Final = frozenset({"on_startup", "on_shutdown"})
+
 #: ``MetaData`` methods that take a sync bind; on the loop they become
 #: ``async with e.begin() as conn: await conn.run_sync(metadata.<name>)`` (§3, §8 item 3).
 METADATA_DDL_METHODS: Final = frozenset({"create_all", "drop_all"})
-#: Sync ``Engine`` attributes that do no I/O and are the same on ``AsyncEngine`` (never reported).
-ENGINE_PLAIN_ATTRIBUTES: Final = frozenset({"url", "dialect", "name", "driver", "echo", "sync_engine"})
 #: Sync ``Engine`` methods that do I/O (reported when found on the loop and not rewritten).
 ENGINE_IO_METHODS: Final = frozenset({"connect", "begin", "execute", "raw_connection", "dispose"})
 

@@ -21,11 +21,11 @@ from typing import Optional, Sequence
 
 import click
 import libcst as cst
-from libcst.codemod import CodemodContext
+from libcst.codemod import Codemod, CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 
 from .codemods import BY_NAME, PIPELINE
-from .codemods.base import FilePlan, ParenthesizeAwaits
+from .codemods.base import FilePlan, ParenthesizeAwaits, merge_scheduled_imports
 from .migration import LeftForHuman, MigrationPlan, plan_migration
 from .model import BLOCKS_LOOP
 from .runner import discover
@@ -80,9 +80,11 @@ def transform_file(path: str, data: bytes, plan: FilePlan, rewrites: Sequence[ty
     change = FileChange(path, data, data)
     for cls in rewrites:
         before = module
-        module = cls(context).transform_module(module)
+        # ``Codemod.transform_module``, not ``CodemodCommand``'s: scheduled imports are applied once, at the end
+        module = Codemod.transform_module(cls(context), module)
         if module is not before and module.code != before.code:
             change.rewrites.append(cls.__name__)
+    module = merge_scheduled_imports(module, context, plan.module)
     module = AddImportsVisitor(context).transform_module(module)
     module = module.visit(ParenthesizeAwaits())
     change.new = module.bytes

@@ -324,7 +324,107 @@ class Planner:
                 best = candidate
         return best
 
-    # ------------------------------------------------------------- 4. file plans
+    # ------------------------------------------------------------- 4. eager loading
+    def relationship_index(self) -> dict[str, list[tuple[str, str]]]:
+        """Relationship attribute name -> [(file path, class qualname)] over every mapped class."""
+        p = self.project
+        out: dict[str, list[tuple[str, str]]] = {}
+        self._mapped: set[str] = set()
+        for cid, (fs, cls) in p.classes.items():
+            module_fid = f"{cid.split(':', 1)[0]}:{MODULE_SCOPE}"
+            for name, value in cls.assigns:
+                if name == "__tablename__":
+                    self._mapped.add(cid)
+                if value and value[0] == "c":
+                    v = p.value(value[1], module_fid)
+                    if v and v[0] == "ext" and v[1].rsplit(".", 1)[-1] in ("relationship", "Relationship") \
+                            and v[1].startswith(("sqlalchemy", "sqlmodel")):
+                        out.setdefault(name, []).append((fs.path, cls.qualname))
+                        self._mapped.add(cid)
+        return out
+
+    def _fields(self, cid: str) -> dict[str, Expr]:
+        fields: dict[str, Expr] = {}
+        for c in reversed(list(self.project.mro(cid))):
+            fields.update(dict(self.project.classes[c][1].annotations))
+        return fields
+
+    def _classes_in(self, expr: Expr, fid: str) -> list[str]:
+        if expr is None:
+            return []
+        if expr[0] in ("n", "a"):
+            v = self.project.value(expr, fid)
+            return [v[1]] if v and v[0] == "class" else []
+        if expr[0] == "sub":
+            return [c for item in expr[2] for c in self._classes_in(item, fid)]
+        if expr[0] == "annotated":
+            return self._classes_in(expr[1], fid)
+        return []
+
+    def model_relationships(self, expr: Expr, fid: str, rels: set[str], depth: int = 0, seen=None) -> set[str]:
+        """Relationship names a response model reads, through nested models."""
+        seen = set() if seen is None else seen
+        found: set[str] = set()
+        for cid in self._classes_in(expr, fid):
+            if cid in seen or depth > 6:
+                continue
+            seen.add(cid)
+            fields = self._fields(cid)
+            found |= rels & set(fields)
+            module_fid = f"{cid.split(':', 1)[0]}:{MODULE_SCOPE}"
+            for ann in fields.values():
+                found |= self.model_relationships(ann, module_fid, rels, depth + 1, seen)
+        return found
+
+    def loop_functions(self, make_async: set[str], converted: set[str]) -> set[str]:
+        """Everything that runs on the event loop once the migration is applied."""
+        roots = set(self.graph.loop_chain) | make_async | converted
+        seen = set(roots)
+        todo = list(roots)
+        while todo:
+            fid = todo.pop()
+            for callee, call in self.graph.edges.get(fid, ()):
+                if callee not in seen and not call.in_lambda:
+                    seen.add(callee)
+                    todo.append(callee)
+        return seen
+
+    def eager_loading(self, converted: set[str]) -> tuple[dict[str, dict[str, set[str]]], dict[str, str]]:
+        """(path -> class -> relationships to load with selectin, route fid -> session receiver to serialise in).
+
+        A relationship loads eagerly when code on the loop reads it by name (receivers known to be something
+        else, such as a pydantic payload, do not count) or a response model of a route on the loop reads it.
+        """
+        p = self.project
+        index = self.relationship_index()
+        rels = set(index)
+        names: set[str] = set()
+        serialize: dict[str, str] = {}
+        for fid in self.loop_functions(self.plan.make_async, converted):
+            fn = p.functions[fid]
+            for name, attr, _line in fn.summary.attribute_reads:
+                if attr not in rels or attr in names:
+                    continue
+                v = p.value(("n", name), fid)
+                if v is not None and v[0] == "instance" and v[1] not in self._mapped:
+                    continue  # a pydantic payload or another plain object: not an ORM relationship
+                names.add(attr)
+            model = fn.summary.response_model
+            if model is None:
+                continue
+            read = self.model_relationships(model, fid, rels)
+            names |= read
+            if read and fid in converted and (fn.summary.is_async or fid in self.plan.make_async):
+                session = next((prm.name for prm in fn.summary.params if is_session(p.param_value(fid, prm))), None)
+                if session is not None:
+                    serialize[fid] = session
+        selectin: dict[str, dict[str, set[str]]] = {}
+        for attr in names:
+            for path, cls in index[attr]:
+                selectin.setdefault(path, {}).setdefault(cls, set()).add(attr)
+        return selectin, serialize
+
+    # ------------------------------------------------------------- 5. file plans
     def build(self) -> MigrationPlan:
         converted = self.conversion()
         make_async, await_calls, run_calls = self.propagate(converted)
@@ -338,7 +438,8 @@ class Planner:
         def entry(fid: str) -> dict:
             fs = p.functions[fid].file
             return files.setdefault(fs.path, {"module": fs.module, "sessions": {}, "make_async": set(),
-                                              "await_calls": {}, "run_calls": {}, "factories": set(), "deps": set()})
+                                              "await_calls": {}, "run_calls": {}, "factories": set(), "deps": set(),
+                                              "serialize": {}})
 
         for fid in converted:
             e = entry(fid)
@@ -361,9 +462,17 @@ class Planner:
             entry(fid)["await_calls"][p.functions[fid].summary.qualname] = frozenset(texts)
         for fid, texts in run_calls.items():
             entry(fid)["run_calls"][p.functions[fid].summary.qualname] = frozenset(texts)
+        selectin, serialize = self.eager_loading(converted)
+        for fid, session in serialize.items():
+            entry(fid)["serialize"][p.functions[fid].summary.qualname] = session
+        for path, classes in selectin.items():
+            fs = next(f for f in p.files if f.path == path)
+            e = files.setdefault(path, {"module": fs.module, "sessions": {}, "make_async": set(), "await_calls": {},
+                                        "run_calls": {}, "factories": set(), "deps": set(), "serialize": {}})
+            e["relationships"] = {cls: frozenset(names) for cls, names in classes.items()}
         if db is not None:
             files.setdefault(db.path, {"module": db.dotted, "sessions": {}, "make_async": set(), "await_calls": {},
-                                       "run_calls": {}, "factories": set(), "deps": set()})
+                                       "run_calls": {}, "factories": set(), "deps": set(), "serialize": {}})
         sqlmodel = any(qn.startswith("sqlmodel") for fs in p.files for _, qn in fs.imports)
         for path, e in files.items():
             self.plan.files[path] = FilePlan(
@@ -376,6 +485,8 @@ class Planner:
                 sync_factories=frozenset(e["factories"]),
                 sync_dependencies=frozenset(e["deps"]),
                 sqlmodel=sqlmodel,
+                relationships=e.get("relationships", {}),
+                serialize=e["serialize"],
             )
         return self.plan
 

@@ -99,6 +99,8 @@ class FunctionSummary:
     attribute_reads: Tuple[Tuple[str, str, int], ...] = ()
     #: True when the function is a staticmethod / classmethod / property
     kind: Literal["function", "method", "staticmethod", "classmethod", "property"] = "function"
+    #: ``response_model=`` of a route decorator (what FastAPI serialises the return value with)
+    response_model: Expr = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,7 +182,7 @@ class _Frame:
     __slots__ = (
         "qualname", "name", "class_qualname", "is_async", "span", "decorators", "decorator_calls", "params",
         "assigns", "annotations", "self_assigns", "returns", "is_generator", "calls", "awaited_receivers",
-        "attribute_reads", "kind", "self_name",
+        "attribute_reads", "kind", "self_name", "response_model",
     )
 
     def __init__(self, qualname: str, name: str, class_qualname: Optional[str], is_async: bool, span: Span):
@@ -204,6 +204,7 @@ class _Frame:
         self.attribute_reads: list[tuple[str, str, int]] = []
         self.kind = "function"
         self.self_name: Optional[str] = None
+        self.response_model: Expr = None
 
     def freeze(self) -> FunctionSummary:
         return FunctionSummary(
@@ -224,6 +225,7 @@ class _Frame:
             awaited_receivers=tuple(dict.fromkeys(self.awaited_receivers)),
             attribute_reads=tuple(self.attribute_reads),
             kind=self.kind,  # type: ignore[arg-type]
+            response_model=self.response_model,
         )
 
 
@@ -400,6 +402,9 @@ class _Indexer(ast.NodeVisitor):
             frame.decorators.append(expr_of(dec.func if isinstance(dec, ast.Call) else dec))
             if isinstance(dec, ast.Call):
                 frame.decorator_calls.append(expr_of(dec.func))
+                for kw in dec.keywords:
+                    if kw.arg == "response_model":
+                        frame.response_model = expr_of(kw.value)
             name = dec.id if isinstance(dec, ast.Name) else dec.attr if isinstance(dec, ast.Attribute) else None
             if name in ("staticmethod", "classmethod", "property"):
                 frame.kind = name

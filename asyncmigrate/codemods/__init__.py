@@ -6,10 +6,12 @@ The order matters, and each step says why it stands where it does.
 from __future__ import annotations
 
 from .await_session_methods import AwaitSessionMethods
+from .eager_load import EagerLoadRelationships
 from .engine_to_async import EngineToAsync
 from .lifecycle_to_async import LifecycleToAsync
 from .propagate_async import PropagateAsync
 from .query_to_select import QueryToSelect
+from .response_models import SerializeInSession
 from .session_dependency import SessionDependencyToAsync
 from .session_factory import SessionFactoryToAsync
 from .sleep_to_asyncio import SleepToAsyncio
@@ -27,8 +29,12 @@ PIPELINE = (
     SessionFactoryToAsync,
     SessionDependencyToAsync,
     SleepToAsyncio,
-    # last: def -> async def and awaits at call sites, which depend on nothing above having changed names
+    # def -> async def and awaits at call sites, which depend on nothing above having changed names
     PropagateAsync,
+    # after propagation, so a route that just became ``async def`` can await ``run_sync`` in its returns
+    SerializeInSession,
+    # model files: loader strategies; independent of everything above
+    EagerLoadRelationships,
 )
 
 #: rewrite name (for ``--select``) -> class
@@ -41,4 +47,6 @@ BY_NAME = {
     "dependency": SessionDependencyToAsync,
     "sleep": SleepToAsyncio,
     "propagate": PropagateAsync,
+    "responses": SerializeInSession,
+    "eager": EagerLoadRelationships,
 }

@@ -46,8 +46,10 @@ class FilePlan:
     sync_factories: FrozenSet[str] = frozenset()
     #: sync session dependency names (``get_db``), as used in this file
     sync_dependencies: FrozenSet[str] = frozenset()
-    #: relationship names per mapped class, for eager loading: class name -> {attr: is_collection}
-    relationships: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
+    #: relationships to load eagerly (``lazy="selectin"``): class qualname in this file -> attribute names
+    relationships: Mapping[str, FrozenSet[str]] = field(default_factory=dict)
+    #: route scope -> its session receiver: the response model is built inside ``await db.run_sync(...)``
+    serialize: Mapping[str, str] = field(default_factory=dict)
     #: SQLModel project: ``select`` must come from ``sqlmodel`` (SQLALCHEMY_ASYNC.md §6)
     sqlmodel: bool = False
     #: sync engine references (dotted source text: "engine", "database.engine") as used in this file; when
@@ -245,3 +247,72 @@ class ParenthesizeAwaits(cst.CSTTransformer):
     def leave_Await(self, original_node: cst.Await, updated_node: cst.Await) -> cst.BaseExpression:
         # ``await await x`` is invalid; ``await (await x)`` is what a double wrap means
         return updated_node.with_changes(expression=self._wrap(updated_node.expression))
+
+
+class MergeScheduledImports(cst.CSTTransformer):
+    """Put scheduled ``from M import N`` imports into an existing top-level ``from M import ...``.
+
+    libcst's ``AddImportsVisitor`` only looks at the leading import block, so a script that imports its
+    package after ``sys.path.insert(...)`` would get the new import above that line, where it fails.
+    Merging into the statement that already imports from ``M`` keeps the file's own order (and
+    relative spelling); what cannot be merged is left to ``AddImportsVisitor``.
+    """
+
+    def __init__(self, items: Sequence, module_name: str = "") -> None:
+        super().__init__()
+        self.pending = {(i.module_name, i.obj_name) for i in items if i.obj_name and not i.alias and not i.relative}
+        self.module_name = module_name
+        self.merged: set[tuple[str, str]] = set()
+        self._depth = 0
+
+    def _absolute(self, node: cst.ImportFrom) -> Optional[str]:
+        mod = dotted(node.module) if node.module is not None else ""
+        if not node.relative:
+            return mod
+        parts = self.module_name.split(".")
+        level = len(node.relative)
+        if level > len(parts):
+            return None
+        base = parts[: len(parts) - level]
+        return ".".join([*base, *([mod] if mod else [])])
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> Optional[bool]:
+        return False  # only module-level imports
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> Optional[bool]:
+        return False
+
+    def leave_ImportFrom(self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom) -> cst.ImportFrom:
+        if isinstance(updated_node.names, cst.ImportStar):
+            return updated_node
+        module = self._absolute(updated_node)
+        if module is None:
+            return updated_node
+        have = {a.name.value for a in updated_node.names if isinstance(a.name, cst.Name)}
+        wanted = sorted(n for (m, n) in self.pending if m == module and (m, n) not in self.merged)
+        if not wanted:
+            return updated_node
+        names = list(updated_node.names)
+        for n in wanted:
+            self.merged.add((module, n))
+            if n in have:
+                continue
+            last = names[-1]
+            if last.comma == cst.MaybeSentinel.DEFAULT:
+                names[-1] = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+            names.append(cst.ImportAlias(name=cst.Name(n)))
+        return updated_node.with_changes(names=names)
+
+
+def merge_scheduled_imports(module: cst.Module, context: CodemodContext, module_name: str) -> cst.Module:
+    from libcst.codemod.visitors import AddImportsVisitor
+
+    items = context.scratch.get(AddImportsVisitor.CONTEXT_KEY, [])
+    if not items:
+        return module
+    merger = MergeScheduledImports(items, module_name)
+    module = module.visit(merger)
+    context.scratch[AddImportsVisitor.CONTEXT_KEY] = [
+        i for i in items if (i.module_name, i.obj_name) not in merger.merged
+    ]
+    return module

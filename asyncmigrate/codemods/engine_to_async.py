@@ -40,7 +40,9 @@ DRIVERS_KEY = "asyncmigrate.async_drivers"
 _URL_HELPER = "_async_database_url"
 _SQLALCHEMY_ASYNCIO = "sqlalchemy.ext.asyncio"
 #: AsyncSession attributes that are plain properties (no I/O), allowed in a translated dependency.
-_SESSION_PROPERTIES = frozenset({"is_active", "info", "new", "dirty", "deleted", "identity_map", "no_autoflush", "bind"})
+_SESSION_PROPERTIES = frozenset(
+    {"is_active", "info", "new", "dirty", "deleted", "identity_map", "no_autoflush", "bind"}
+)
 
 Statement = Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]
 
@@ -318,11 +320,14 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
                     handled.add(id(call))
                 elif q & facts.ASYNC_ENGINE_FACTORIES:
                     async_engines.append(name)
-                elif q & facts.ASYNC_SESSIONMAKERS:
+                elif q & facts.ASYNC_SESSIONMAKERS or (
+                    q & facts.SYNC_SESSIONMAKERS and self._makes_async_sessions(call)  # 1.4: class_=AsyncSession
+                ):
                     async_factories.append(name)
                 elif q & facts.SYNC_SCOPED_SESSIONS:
                     inner = call.args[0].value if call.args else None
-                    if isinstance(inner, cst.Call) and self._calls(inner, facts.SYNC_SESSIONMAKERS - facts.SYNC_SCOPED_SESSIONS):
+                    plain_makers = facts.SYNC_SESSIONMAKERS - facts.SYNC_SCOPED_SESSIONS
+                    if isinstance(inner, cst.Call) and self._calls(inner, plain_makers):
                         factories.append(_Factory(stmt, name, inner, scoped=call, engine=_bind_of(inner)))
                     else:
                         self._say(call, f"scoped_session(...) in {name} wraps a factory defined elsewhere; left alone "
@@ -359,7 +364,8 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
                 async_engine = plan.async_engine
         if async_engine is None:
             for f in factories:
-                self._say(f.call, f"{f.name} binds {f.engine or 'no engine'}, which gets no async engine here; left alone")
+                self._say(f.call, f"{f.name} binds {f.engine or 'no engine'}, which gets no async engine here; "
+                                  "left alone")
             self._plan_imported_dependency(module)
             return
 
@@ -370,7 +376,8 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             if f is chosen:
                 continue
             if chosen is not None:
-                self._say(f.call, f"session factory {f.name} left alone: {plan.async_session_factory} mirrors {chosen.name}")
+                self._say(f.call, f"session factory {f.name} left alone: {plan.async_session_factory} mirrors "
+                                  f"{chosen.name}")
             else:
                 self._say(f.call, f"session factory {f.name} binds {f.engine or 'no engine'}, which gets no async "
                                   "engine here; left alone")
@@ -386,15 +393,20 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             scoped = False  # an existing async factory: use it as it is
 
         # Session dependency.
-        sync_factories = {f.name for f in factories} | set(plan.sync_factories)
+        sync_factories = ({f.name for f in factories} | set(plan.sync_factories)) - set(async_factories)
         mirrored = chosen.name if chosen is not None and not async_factories else None
         self._plan_dependency(module, sync_factories, primary, async_engine, factory, scoped, sites, mirrored)
+
+    def _makes_async_sessions(self, call: cst.Call) -> bool:
+        class_ = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "class_"), None)
+        return class_ is not None and bool(self._qnames(class_) & facts.ASYNC_SESSION_TYPES)
 
     # ---- engine ----
 
     def _plan_engine(self, sites: list[_Engine]) -> bool:
         statements: list[tuple[_Engine, cst.SimpleStatementLine]] = []
         needs_helper = False
+        self._staged_imports: list[tuple[str, str]] = []  # scheduled only if every site can be rewritten
         for site in sites:
             built = self._async_engine_call(site)
             if built is None:
@@ -413,6 +425,8 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             self._edits.before.setdefault(id(sites[0].top), []).append(url_helper_def(name))
             statements = [(s, _rename_helper(line, name)) for s, line in statements]
         self._import(_SQLALCHEMY_ASYNCIO, "create_async_engine")
+        for module, name in self._staged_imports:
+            self._import(module, name)
         for site, line in statements:
             self._edits.add_after(site.stmt, line)
         self._plan_listeners(sites[0].name)
@@ -459,14 +473,16 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             if mapped == literal:
                 return value, False, driver, mapped
             return _string_like(value, literal, mapped), False, driver, mapped
-        if isinstance(value, cst.FormattedString) and value.parts and isinstance(value.parts[0], cst.FormattedStringText):
-            head = value.parts[0].value
+        head_part = value.parts[0] if isinstance(value, cst.FormattedString) and value.parts else None
+        if isinstance(value, cst.FormattedString) and isinstance(head_part, cst.FormattedStringText):
+            head = head_part.value
             if "://" in head:
                 mapped = facts.async_url(head)
                 if mapped is None:
                     self._say(call, f"URL {_scheme(head)!r} has no async driver in the table; engine left alone")
                     return None
-                self._check_url_params(mapped + "".join(p.value for p in value.parts[1:] if isinstance(p, cst.FormattedStringText)), call)
+                texts = "".join(p.value for p in value.parts[1:] if isinstance(p, cst.FormattedStringText))
+                self._check_url_params(mapped + texts, call)
                 driver = self._note_driver(mapped)
                 parts = [value.parts[0].with_changes(value=mapped), *value.parts[1:]]
                 return value.with_changes(parts=parts), False, driver, None
@@ -478,14 +494,14 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
         if known is not None:
             self._check_url_params(facts.async_url(known) or known, call)
             self._check_memory(known, call)
-        driver: Optional[str] = None
+        known_driver: Optional[str] = None  # only when the value is certain, not a default that may be overridden
         for literal_url in self._url_literals(value):
             mapped = facts.async_url(literal_url)
             if mapped:
                 found = self._note_driver(mapped)
-                driver = found if known is not None else None
+                known_driver = found if known is not None else None
         wrapped = cst.Call(func=cst.Name(_URL_HELPER), args=[cst.Arg(value=value)])
-        return wrapped, True, driver, known
+        return wrapped, True, known_driver, known
 
     def _module_literal(self, value: cst.BaseExpression) -> Optional[str]:
         """The value of ``NAME`` when the module binds it once, to a string literal."""
@@ -551,7 +567,8 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             self._say(arg, f"{key}= is a psycopg2 option the async driver rejects; dropped from the async engine")
             return None
         if key in facts.SQLITE_MEMORY_ASYNC_REJECTED_KWARGS and known is not None and _sqlite_memory(known):
-            self._say(arg, f"{key}= is rejected by the in-memory aiosqlite pool (StaticPool); dropped from the async engine")
+            self._say(arg, f"{key}= is rejected by the in-memory aiosqlite pool (StaticPool); dropped from the "
+                           "async engine")
             return None
         if key == "poolclass":
             return self._poolclass(arg)
@@ -572,7 +589,7 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             value = arg.value
             if isinstance(value, cst.Attribute):
                 return arg.with_changes(value=value.with_changes(attr=cst.Name(replacement)))
-            self._import(module, replacement)
+            self._staged_imports.append((module, replacement))
             return arg.with_changes(value=cst.Name(replacement))
         return arg
 
@@ -622,9 +639,10 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
                     target = small.targets[0].target
                     assert isinstance(target, cst.Subscript)
                     index = target.slice[0].slice
-                    k = index.value.evaluated_value if isinstance(index, cst.Index) and isinstance(index.value, cst.SimpleString) else None
+                    literal = isinstance(index, cst.Index) and isinstance(index.value, cst.SimpleString)
+                    k = index.value.evaluated_value if literal else None  # type: ignore[union-attr]
                     writes.append((k if isinstance(k, str) else None, small.value))
-                elif m.matches(small, m.Expr(m.Call(func=m.Attribute(value=m.Name(value.value), attr=m.Name("update"))))):
+                elif m.matches(small, m.Expr(m.Call(func=m.Attribute(m.Name(value.value), m.Name("update"))))):
                     assert isinstance(small, cst.Expr) and isinstance(small.value, cst.Call)
                     writes += [(a.keyword.value if a.keyword else None, a.value) for a in small.value.args]
         if opaque or not writes:
@@ -666,7 +684,9 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
                 for deco in stmt.decorators:
                     if self._calls(deco.decorator, facts.EVENT_LISTENS_FOR) and _first_arg_is(deco.decorator, engine):
                         assert isinstance(deco.decorator, cst.Call)
-                        twin = deco.with_changes(decorator=_with_first_arg(deco.decorator, expr(target)), leading_lines=[])
+                        twin = deco.with_changes(
+                            decorator=_with_first_arg(deco.decorator, expr(target)), leading_lines=[]
+                        )
                         self._edits.decorators.setdefault(id(stmt), []).append(twin)
 
     # ---- session factory ----
@@ -807,7 +827,8 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             if async_engine is None or not sites:
                 return None
             if not self._free(plan.async_session_factory):
-                self._say(fn, f"{plan.async_session_factory} is already defined here; {plan.async_dependency} not added")
+                self._say(fn, f"{plan.async_session_factory} is already defined here; {plan.async_dependency} "
+                              "not added")
                 return None
             made = self._async_factory_call(source.call, async_engine, source.session_class)
             line = cst.SimpleStatementLine(
@@ -833,7 +854,8 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
         yielded = {y.value.value for y in m.findall(fn.body, m.Yield(value=m.Name())) if isinstance(y, cst.Yield)
                    and isinstance(y.value, cst.Name)}
         pairs: list[tuple[str, cst.BaseExpression]] = []
-        for node in m.findall(fn.body, m.Assign(targets=[m.AssignTarget(m.Name())]) | m.WithItem(asname=m.AsName(name=m.Name()))):
+        binding = m.Assign(targets=[m.AssignTarget(m.Name())]) | m.WithItem(asname=m.AsName(name=m.Name()))
+        for node in m.findall(fn.body, binding):
             if isinstance(node, cst.Assign):
                 pairs.append((node.targets[0].target.value, node.value))  # type: ignore[attr-defined]
             elif isinstance(node, cst.WithItem) and node.asname is not None:
@@ -958,7 +980,8 @@ class _AwaitSession(cst.CSTTransformer):
 
     def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.Attribute:
         if isinstance(updated.value, cst.Await):
-            return updated.with_changes(value=updated.value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]))
+            wrapped = updated.value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+            return updated.with_changes(value=wrapped)
         return updated
 
     def leave_With(self, original: cst.With, updated: cst.With) -> cst.With:
@@ -986,7 +1009,9 @@ def _bind_of(call: cst.Call) -> Optional[str]:
 
 
 def _first_arg_is(call: cst.BaseExpression, name: str) -> bool:
-    return isinstance(call, cst.Call) and bool(call.args) and call.args[0].keyword is None and dotted(call.args[0].value) == name
+    if not isinstance(call, cst.Call) or not call.args or call.args[0].keyword is not None:
+        return False
+    return dotted(call.args[0].value) == name
 
 
 def _with_first_arg(call: cst.Call, value: cst.BaseExpression) -> cst.Call:

@@ -26,16 +26,12 @@ from libcst.metadata import PositionProvider, QualifiedNameProvider
 
 from asyncmigrate import facts
 from asyncmigrate.codemods.base import FilePlan, ScopedTransformer, dotted
-from asyncmigrate.codemods.engine_to_async import bound_names, expr, module_level, relayout
+from asyncmigrate.codemods.engine_to_async import assignment, bound_names, expr, module_level, relayout
 
 DESCRIPTION = (
     "Run metadata.create_all/drop_all through async_engine.begin() + run_sync, await async_engine.dispose() "
     "and read async_engine.pool in startup, shutdown and other code on the loop."
 )
-
-_STARTUP_EVENTS = frozenset({"startup", "shutdown"})
-_HOOK_KEYWORDS = frozenset({"on_startup", "on_shutdown"})
-
 
 @dataclass
 class _Frame:
@@ -92,13 +88,18 @@ class LifecycleToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
         for stmt, _ in module_level(module):
             for call in m.findall(stmt, m.Call()) if isinstance(stmt, cst.SimpleStatementLine) else ():
                 assert isinstance(call, cst.Call)
-                if m.matches(call.func, m.Attribute(attr=m.Name("add_event_handler"))) and len(call.args) >= 2:
+                registrar = m.Attribute(attr=m.Name(facts.LIFESPAN_EVENT_REGISTRAR))
+                if m.matches(call.func, registrar) and len(call.args) >= 2:
                     event, handler = call.args[0].value, call.args[1].value
-                    if isinstance(event, cst.SimpleString) and event.evaluated_value in _STARTUP_EVENTS:
+                    if isinstance(event, cst.SimpleString) and event.evaluated_value in facts.LIFESPAN_EVENTS:
                         if isinstance(handler, cst.Name):
                             names.add(handler.value)
                 for arg in call.args:
-                    if arg.keyword is not None and arg.keyword.value in _HOOK_KEYWORDS and isinstance(arg.value, (cst.List, cst.Tuple)):
+                    if (
+                        arg.keyword is not None
+                        and arg.keyword.value in facts.LIFESPAN_HANDLER_KEYWORDS
+                        and isinstance(arg.value, (cst.List, cst.Tuple))
+                    ):
                         names |= {e.value.value for e in arg.value.elements if isinstance(e.value, cst.Name)}
         return names
 
@@ -108,11 +109,10 @@ class LifecycleToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             if (
                 isinstance(d, cst.Call)
                 and isinstance(d.func, cst.Attribute)
-                and d.func.attr.value in facts.LIFECYCLE_HOOKS
-                and d.func.attr.value == "on_event"
+                and d.func.attr.value == facts.LIFESPAN_EVENT_DECORATOR
                 and d.args
                 and isinstance(d.args[0].value, cst.SimpleString)
-                and d.args[0].value.evaluated_value in _STARTUP_EVENTS
+                and d.args[0].value.evaluated_value in facts.LIFESPAN_EVENTS
             ):
                 return True
         return not self._frames and fn.name.value in self._hooks
@@ -125,8 +125,9 @@ class LifecycleToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             if not isinstance(stmt, cst.SimpleStatementLine):
                 continue
             for small in stmt.body:
-                if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
-                    name, value = small.targets[0].target.value, small.value
+                pair = assignment(small)
+                if pair is not None:
+                    name, value = pair
                     if isinstance(value, cst.Call):
                         q = {x.name for x in self.get_metadata(QualifiedNameProvider, value.func, set())}
                         if q & facts.SYNC_ENGINE_FACTORIES:
@@ -349,7 +350,9 @@ class LifecycleToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             return cst.FlattenSentinel([first, updated_node.with_changes(leading_lines=[])])
         return updated_node
 
-    def leave_IndentedBlock(self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock) -> cst.IndentedBlock:
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
         """Consecutive create_all/drop_all blocks on one engine share one ``async with``."""
         body: list[cst.BaseStatement] = []
         changed = False

@@ -232,10 +232,12 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
         return updated_node
 
     def visit_CompFor_iter(self, node: cst.CompFor) -> None:
-        self._no_await -= id(node) in self._genexp_first
+        if id(node) in self._genexp_first:
+            self._no_await -= 1
 
     def leave_CompFor_iter(self, node: cst.CompFor) -> None:
-        self._no_await += id(node) in self._genexp_first
+        if id(node) in self._genexp_first:
+            self._no_await += 1
 
     def visit_For(self, node: cst.For) -> None:
         self._iter_ctx.add(id(node.iter))
@@ -325,8 +327,12 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
         return tracked, (fn, "")
 
     def _use_problem(self, tracked: Tracked, name: str, node: cst.Name, stack: list[cst.CSTNode]) -> Optional[str]:
+        """Why this use of a stored query is not one we rewrite (so none of its uses is), or None."""
         if any(isinstance(p, (cst.FunctionDef, cst.Lambda, cst.ClassDef)) for p in stack[:-1]):
             return "is used in a nested function"
+        if any(isinstance(g, cst.GeneratorExp) and not (stack[j + 1] is g.for_in and stack[j + 2] is g.for_in.iter)
+               for j, g in enumerate(stack[:-2])):
+            return "is used in a generator expression, where `await` would make it asynchronous"
         i = len(stack) - 1
         if isinstance(stack[i - 1], cst.AssignTarget):
             return None  # the origin or a refinement: both checked by _track
@@ -503,7 +509,7 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
         return updated
 
     def _terminal(self, original: cst.Call, updated: cst.Call, chain: "Chain", shape: Shape, k: int):
-        terminal, old_terminal = chain.new_steps[k], chain.steps[k]
+        terminal = chain.new_steps[k]
         name = terminal.name
         needs = {"get": [], "count": ["func", "select"], "update": ["update"], "delete": ["delete"]}.get(
             name, chain.needs_select)
@@ -533,8 +539,9 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
         else:  # bulk update / delete
             dml = self._select(chain, k, head=name)
             values, sync = _dml_arguments(terminal.call, name)
-            if name == "update":
-                dml = layout.method(dml, "values", [cst.Arg(values)] if values is not None else [])
+            if name == "update":  # keep the user's line breaks (and trailing comma) around the values
+                args = [_closing_like(cst.Arg(values), terminal.call.args[-1])] if values is not None else []
+                dml = layout.method(dml, "values", args, terminal.call.whitespace_before_args)
             if sync is not None:
                 option = cst.Arg(sync, keyword=cst.Name("synchronize_session"), equal=_EQ)
                 dml = layout.method(dml, "execution_options", [option])
@@ -640,6 +647,13 @@ def _dml_arguments(call: cst.Call, name: str) -> tuple[Optional[cst.BaseExpressi
     return values, sync
 
 
+def _closing_like(arg: cst.Arg, last: cst.Arg) -> cst.Arg:
+    """``arg`` closing its call the way ``last`` closed the original one (newline, trailing comma)."""
+    if isinstance(last.comma, cst.Comma):
+        return arg.with_changes(comma=cst.Comma(whitespace_after=last.comma.whitespace_after))
+    return arg.with_changes(whitespace_after_arg=last.whitespace_after_arg)
+
+
 def _keep_parens(updated: cst.BaseExpression, result: cst.BaseExpression, needs_parens: bool = False):
     if updated.lpar:
         return result.with_changes(lpar=updated.lpar, rpar=updated.rpar)
@@ -684,9 +698,11 @@ class Layout:
             return ws
         return self.newline()
 
-    def method(self, value: cst.BaseExpression, name: str, args: Sequence[cst.Arg] = ()) -> cst.Call:
+    def method(self, value: cst.BaseExpression, name: str, args: Sequence[cst.Arg] = (),
+               whitespace_before_args: cst.BaseParenthesizableWhitespace = cst.SimpleWhitespace("")) -> cst.Call:
         dot = cst.Dot(whitespace_before=self._take()) if self.break_ws is not None else cst.Dot()
-        return cst.Call(cst.Attribute(value, cst.Name(name), dot=dot), list(args))
+        return cst.Call(cst.Attribute(value, cst.Name(name), dot=dot), list(args),
+                        whitespace_before_args=whitespace_before_args)
 
     def call(self, func: cst.BaseExpression, stmt: cst.BaseExpression) -> cst.Call:
         if self.break_ws is None:

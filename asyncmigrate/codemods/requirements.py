@@ -2,7 +2,7 @@
 
 The async engine needs an async DBAPI driver (``aiosqlite``, ``asyncpg``...) and, from SQLAlchemy 2.1 on,
 the ``asyncio`` extra, which brings greenlet: without it ``import sqlalchemy.ext.asyncio`` raises ImportError
-(SQLALCHEMY_ASYNC.md §0).  This module edits ``requirements*.txt`` (and ``requirements/*.txt``), the PEP 621
+(SQLALCHEMY_ASYNC.md §0).  This module edits ``requirements*.txt`` / ``.in`` (and ``requirements/``), the PEP 621
 ``[project].dependencies`` array and Poetry's ``[tool.poetry.dependencies]`` table of ``pyproject.toml`` as
 text, keeping order, comments and formatting: missing drivers are appended with a version floor, and the
 ``sqlalchemy`` requirement gains the ``asyncio`` extra.  A requirement already present in any spelling
@@ -281,7 +281,8 @@ def _update_poetry(text: str, specs: list[tuple[str, str]]) -> Optional[str]:
         else:
             continue
         ending = lines[i][len(body):]
-        lines[i] = match.group(1) + match.group(2) + match.group(3) + match.group(2) + match.group(4) + new_value + match.group(6) + ending
+        indent, quote, key, equals, _, comment = match.groups()
+        lines[i] = f"{indent}{quote}{key}{quote}{equals}{new_value}{comment}{ending}"
     added = [_poetry_line(spec) for name, spec in specs if name not in present]
     if added:
         if not lines[last].endswith(("\n", "\r")):
@@ -337,7 +338,7 @@ def _update_pyproject(text: str, specs: list[tuple[str, str]], say: Callable[[st
             new = candidate
         else:
             say("pyproject.toml [project].dependencies has a layout this edit does not handle; left alone "
-                f"(add: {', '.join(expected[len(deps):]) or 'sqlalchemy[asyncio]'})")
+                f"(add: {', '.join(e for e in expected if e not in deps)})")
     poetry = _dig(before, "tool", "poetry", "dependencies")
     if isinstance(poetry, dict) and any(normalise(k) in facts.SQLALCHEMY_DISTRIBUTIONS for k in poetry):
         candidate = _update_poetry(new, specs)
@@ -381,31 +382,47 @@ def _read(path: Path) -> str:
         return f.read()
 
 
+def _requirement_files(root: Path) -> list[Path]:
+    found: list[Path] = []
+    for folder, pattern in ((root, "requirements*"), (root / "requirements", "*")):
+        if folder.is_dir():
+            found += sorted(p for p in folder.glob(pattern) if p.suffix in (".txt", ".in") and p.is_file())
+    return found
+
+
 def update_requirements(
     root: Path, drivers: set[str], *, warnings: Optional[list[str]] = None
 ) -> dict[Path, tuple[str, str]]:
     """``{path: (old text, new text)}`` for each dependency file under ``root`` this migration changes.
 
     Drivers go into the requirements files that list SQLAlchemy (or SQLModel), except those that include
-    another such file with ``-r``; when none lists it, into ``requirements.txt``.  Nothing is written here.
+    another such file with ``-r``; when none lists it, into ``requirements.txt``.  A ``.txt`` compiled from a
+    ``.in`` (pip-compile) is left for the tool to regenerate, and one pinned with ``--hash`` is only reported:
+    an unhashed line would make ``pip install --require-hashes`` fail.  Nothing is written here.
     """
     notes: list[str] = warnings if warnings is not None else []
     specs = requirement_specs(drivers, notes)
     changes: dict[Path, tuple[str, str]] = {}
-    files = sorted(root.glob("requirements*.txt"))
-    if (root / "requirements").is_dir():
-        files += sorted((root / "requirements").glob("*.txt"))
-    texts = {path: _read(path) for path in files if path.is_file()}
+    texts: dict[Path, str] = {}
+    for path in _requirement_files(root):
+        text = _read(path)
+        if path.suffix == ".txt" and path.with_suffix(".in").is_file():
+            notes.append(f"{path.name} is compiled from {path.with_suffix('.in').name}; regenerate it after this change")
+        elif "--hash=" in text:
+            notes.append(f"{path.name} pins hashes; add the async drivers and sqlalchemy[asyncio] where it is "
+                         "compiled from, then regenerate it")
+        else:
+            texts[path] = text
     uses_sqlalchemy = {
         path for path, text in texts.items()
         if any(name in facts.SQLALCHEMY_DISTRIBUTIONS for _, name in _requirement_lines(text))
     }
-    targets = uses_sqlalchemy or ({root / "requirements.txt"} & set(texts))
+    targets = uses_sqlalchemy or ({root / "requirements.txt", root / "requirements.in"} & set(texts))
     resolved_targets = {p.resolve() for p in targets}
     for path, text in texts.items():
         includes_target = any(inc in resolved_targets for inc in _included(path, text))
         add = path in targets and not includes_target
-        new = _update_requirements_txt(text, specs, add) if (path in targets or path in uses_sqlalchemy) else text
+        new = _update_requirements_txt(text, specs, add) if path in targets else text
         if new != text:
             changes[path] = (text, new)
     pyproject = root / "pyproject.toml"

@@ -16,8 +16,6 @@ the time of writing); every finding is still printed to the log.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from ..model import BLOCKS_LOOP, DEBT, FileError, Finding, ScanResult
 from .counts import counts
 
@@ -73,7 +71,7 @@ def summary(result: ScanResult) -> str:
     return text
 
 
-def render(result: ScanResult, summary_text: Optional[str] = None) -> str:
+def render(result: ScanResult, summary_text: str | None = None) -> str:
     """The commands, one per line; ``summary_text`` replaces the default totals in the final notice."""
     lines = [finding_command(f) for f in result.findings]
     lines += [error_command(e) for e in result.errors]

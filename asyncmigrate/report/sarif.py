@@ -24,7 +24,7 @@ import re
 import textwrap
 from functools import lru_cache
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import quote
 
 from .. import __version__
@@ -56,7 +56,7 @@ def artifact_location(path: str) -> dict[str, str]:
     return {"uri": quote(posix, safe="/"), "uriBaseId": SRCROOT}
 
 
-def region(line: int, column: int = 0, end_line: int = 0, end_column: int = 0) -> Optional[dict[str, int]]:
+def region(line: int, column: int = 0, end_line: int = 0, end_column: int = 0) -> dict[str, int] | None:
     """Only the members that are known (SARIF forbids 0): a missing column means the whole line."""
     if line < 1:
         return None
@@ -70,7 +70,7 @@ def region(line: int, column: int = 0, end_line: int = 0, end_column: int = 0) -
     return out
 
 
-def _location(path: str, reg: Optional[dict[str, int]]) -> dict[str, Any]:
+def _location(path: str, reg: dict[str, int] | None) -> dict[str, Any]:
     physical: dict[str, Any] = {"artifactLocation": artifact_location(path)}
     if reg:
         physical["region"] = reg
@@ -113,7 +113,7 @@ def rule_descriptor(cls: type[Rule]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _information_uri() -> Optional[str]:
+def _information_uri() -> str | None:
     """The project's home page from the installed metadata, if it declares one."""
     try:
         from importlib.metadata import PackageNotFoundError, metadata
@@ -178,7 +178,7 @@ def notification(e: FileError) -> dict[str, Any]:
     }
 
 
-def sarif_log(result: ScanResult, properties: Optional[dict] = None) -> dict[str, Any]:
+def sarif_log(result: ScanResult, properties: dict | None = None) -> dict[str, Any]:
     drv = driver()
     index = {r["id"]: i for i, r in enumerate(drv["rules"])}
     run: dict[str, Any] = {
@@ -195,6 +195,6 @@ def sarif_log(result: ScanResult, properties: Optional[dict] = None) -> dict[str
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
 
 
-def render(result: ScanResult, properties: Optional[dict] = None) -> str:
+def render(result: ScanResult, properties: dict | None = None) -> str:
     """The SARIF log as JSON; ``properties`` (e.g. ``check``'s baseline summary) go on the run."""
     return json.dumps(sarif_log(result, properties), indent=2, ensure_ascii=False)
