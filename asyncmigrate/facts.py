@@ -489,3 +489,6 @@ ROUTE_DECORATORS: Final = frozenset({"get", "post", "put", "patch", "delete", "h
                                      "route", "websocket", "websocket_route"})
 #: Decorator / call names that register startup/shutdown/middleware hooks (run on the loop when async).
 LIFECYCLE_HOOKS: Final = frozenset({"on_event", "middleware", "exception_handler"})
+#: Decorators whose *sync* functions still run on the loop: FastAPI/Starlette's async startup and
+#: shutdown call a sync ``on_event`` handler directly (``fastapi/routing.py``: ``handler()``).
+LOOP_HOOK_DECORATORS: Final = frozenset({"on_event"})

@@ -24,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .. import facts
 from ..model import CallSite
 from .sessions import Project
 
@@ -53,7 +54,7 @@ class CallGraph:
         fns = self.project.functions
         queue: deque[str] = deque()
         for fid, fn in fns.items():
-            if fn.summary.is_async:
+            if fn.summary.is_async or self._loop_hook(fn.summary):
                 self.loop_chain[fid] = (fid,)
                 queue.append(fid)
         while queue:
@@ -66,6 +67,11 @@ class CallGraph:
                     continue  # already a root
                 self.loop_chain[callee] = chain + (callee,)
                 queue.append(callee)
+
+    @staticmethod
+    def _loop_hook(fn) -> bool:
+        """Sync ``@app.on_event(...)`` handlers: FastAPI's async startup calls them directly, on the loop."""
+        return any(d is not None and d[0] == "a" and d[2] in facts.LOOP_HOOK_DECORATORS for d in fn.decorator_calls)
 
     def on_loop(self, fid: str) -> bool:
         return fid in self.loop_chain

@@ -1,7 +1,8 @@
 """Other blocking I/O on the loop (ASM301-ASM304): files, HTTP, subprocesses, pandas.
 
-Reported only where the code runs on the event loop: the same call in a
-``def`` route or a script runs in a thread or has no loop to block.  The
+Reported where the code runs on the event loop, and as debt in functions the
+migration turns async (they will run on the loop); the same call in an
+untouched ``def`` route or script runs in a thread or has no loop to block.  The
 replacements (SQLALCHEMY_ASYNC.md §7) change behaviour, so ``fix`` wraps in
 ``run_in_threadpool`` at most and reports native swaps.
 """
@@ -15,7 +16,8 @@ from .base import Bad, FunctionContext, Good, Hit, Rule
 
 
 class _BlockingIO(Rule):
-    severity = "loop-only"
+    severity = "loop-or-migrating"
+    phase = 2
     category = "blocking-io"
     family = "blocking_io"
     message = "`{call}` blocks the event loop; {hint}"

@@ -90,10 +90,11 @@ class SessionAddOnSyncSession(Rule):
         Counts the session methods that stay synchronous on ``AsyncSession``.
 
     Why it matters:
-        They do not block (``add`` only stages an object), so they are always debt,
-        never "blocks the loop".  They matter because the migration must **not**
-        await them: ``await db.add(x)`` raises ``TypeError: object NoneType can't be
-        used in 'await' expression``.
+        ``add`` only stages an object: the call itself does no I/O (the ``commit`` or
+        ``flush`` that follows does).  Its severity still says where it runs, like
+        every finding, so per-file counts match a hand inventory.  It matters because
+        the migration must **not** await it: ``await db.add(x)`` raises ``TypeError:
+        object NoneType can't be used in 'await' expression``.
 
     Example:
         db.add(order)
@@ -109,8 +110,7 @@ class SessionAddOnSyncSession(Rule):
     name = "session-add"
     family = "session_methods"
     category = "session-method"
-    message = "`{receiver}.{method}()` on a sync Session (stays sync on AsyncSession)"
-    severity = "debt"
+    message = "`{receiver}.{method}()` on a sync Session (no I/O itself; stays sync on AsyncSession)"
     examples = (
         Bad('''
 from sqlalchemy.orm import Session

@@ -1,0 +1,252 @@
+"""requirements.py: drivers and ``sqlalchemy[asyncio]`` in requirements files and pyproject.toml, edited as text."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from asyncmigrate.codemods.requirements import normalise, requirement_specs, update_requirements
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVERS = {"aiosqlite", "asyncpg"}
+
+
+def tree(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
+    for name, content in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    return tmp_path
+
+
+def new_texts(root: Path, drivers: set[str] = DRIVERS, warnings: list[str] | None = None) -> dict[str, str]:
+    """Run the update, check it is a fixed point, and return ``{relative path: new text}``."""
+    changes = update_requirements(root, drivers, warnings=warnings)
+    for path, (old, new) in changes.items():
+        assert path.read_text() == old  # nothing written
+        assert old != new
+        path.write_text(new)
+    assert update_requirements(root, drivers) == {}  # a second run changes nothing
+    return {str(p.relative_to(root)): new for p, (_, new) in changes.items()}
+
+
+def test_example_backend_requirements(tmp_path: Path) -> None:
+    """The example backend: the extra on sqlalchemy, the drivers appended with floors, order kept."""
+    root = tree(tmp_path, {"requirements.txt": (ROOT / "fixtures/example_backend/requirements.txt").read_text()})
+    assert new_texts(root) == {"requirements.txt": (
+        "fastapi>=0.110\n"
+        "uvicorn[standard]>=0.29\n"
+        "sqlalchemy[asyncio]>=2.0\n"
+        "psycopg2-binary>=2.9\n"
+        "pydantic>=2.5\n"
+        "httpx>=0.27\n"
+        "pytest>=8\n"
+        "aiosqlite>=0.20\n"
+        "asyncpg>=0.29\n"
+    )}
+
+
+def test_present_in_any_spelling_is_not_added_again(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"requirements.txt": (
+        "# runtime\n"
+        "SQLAlchemy[mypy]==2.0.30  # pinned for the ORM\n"
+        "AsyncPG==0.30.0\n"
+        "--index-url https://pypi.org/simple\n"
+        "AioSQLite ; python_version >= '3.10'\n"
+    )})
+    assert new_texts(root) == {"requirements.txt": (
+        "# runtime\n"
+        "SQLAlchemy[mypy,asyncio]==2.0.30  # pinned for the ORM\n"
+        "AsyncPG==0.30.0\n"
+        "--index-url https://pypi.org/simple\n"
+        "AioSQLite ; python_version >= '3.10'\n"
+    )}
+
+
+def test_already_complete_is_left_alone(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"requirements.txt": "sqlalchemy[asyncio]>=2.0\naiosqlite\nasyncpg>=0.29\n"})
+    assert update_requirements(root, DRIVERS) == {}
+
+
+def test_included_file_gets_no_second_copy(tmp_path: Path) -> None:
+    """requirements-dev.txt pulls requirements.txt in with ``-r``: only the latter gets the drivers."""
+    root = tree(tmp_path, {
+        "requirements.txt": "fastapi\nsqlalchemy>=2\n",
+        "requirements-dev.txt": "-r requirements.txt\npytest\n",
+    })
+    assert new_texts(root) == {"requirements.txt": "fastapi\nsqlalchemy[asyncio]>=2\naiosqlite>=0.20\nasyncpg>=0.29\n"}
+
+
+def test_requirements_directory(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"requirements/base.txt": "sqlalchemy~=2.0\n", "requirements/dev.txt": "-r base.txt\nruff\n"})
+    assert new_texts(root, {"asyncpg"}) == {"requirements/base.txt": "sqlalchemy[asyncio]~=2.0\nasyncpg>=0.29\n"}
+
+
+def test_sqlmodel_only_gets_the_extra_line(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"requirements.txt": "sqlmodel>=0.0.14\n"})
+    assert new_texts(root, {"aiosqlite"}) == {
+        "requirements.txt": "sqlmodel>=0.0.14\nsqlalchemy[asyncio]\naiosqlite>=0.20\n"
+    }
+
+
+def test_no_sqlalchemy_listed_uses_requirements_txt(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"requirements.txt": "fastapi", "requirements-test.txt": "pytest\n"})
+    assert new_texts(root, {"asyncpg"}) == {"requirements.txt": "fastapi\nasyncpg>=0.29\n"}
+
+
+def test_crlf_and_missing_final_newline(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"requirements.txt": b"fastapi\r\nsqlalchemy>=2.0"})
+    changes = update_requirements(root, {"aiosqlite"})
+    assert [new for _, new in changes.values()] == ["fastapi\r\nsqlalchemy[asyncio]>=2.0\r\naiosqlite>=0.20\r\n"]
+
+
+def test_psycopg_driver_and_unknown_driver() -> None:
+    warnings: list[str] = []
+    assert requirement_specs({"psycopg", "asyncpg", "odbc"}, warnings) == [
+        ("asyncpg", "asyncpg>=0.29"), ("psycopg", "psycopg[binary]>=3.1")]
+    assert warnings == ["no requirement is known for the async driver 'odbc'; not added"]
+
+
+@pytest.mark.parametrize(
+    ("name", "normal"),
+    [("Flask_SQLAlchemy", "flask-sqlalchemy"), ("zope.interface", "zope-interface"), ("AsyncPG", "asyncpg")],
+)
+def test_normalise(name: str, normal: str) -> None:
+    assert normalise(name) == normal
+
+
+PEP621 = """\
+[build-system]
+requires = ["setuptools>=68"]
+
+[project]
+name = "shop"
+dependencies = [
+    "fastapi>=0.110",
+    "SQLAlchemy>=2.0",  # the ORM
+    "psycopg2-binary>=2.9"  # sync driver, kept for the transition
+]
+
+[project.optional-dependencies]
+test = ["pytest", "aiosqlite"]
+"""
+
+
+def test_pyproject_multiline_array(tmp_path: Path) -> None:
+    """Comments kept, a comma added after the old last item, new items in the array's indentation."""
+    root = tree(tmp_path, {"pyproject.toml": PEP621})
+    new = new_texts(root)["pyproject.toml"]
+    assert new == PEP621.replace(
+        '    "SQLAlchemy>=2.0",  # the ORM\n'
+        '    "psycopg2-binary>=2.9"  # sync driver, kept for the transition\n',
+        '    "SQLAlchemy[asyncio]>=2.0",  # the ORM\n'
+        '    "psycopg2-binary>=2.9",  # sync driver, kept for the transition\n'
+        '    "aiosqlite>=0.20",\n'
+        '    "asyncpg>=0.29",\n',
+    )
+    assert tomllib.loads(new)["project"]["optional-dependencies"] == {"test": ["pytest", "aiosqlite"]}
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("dependencies = ['sqlalchemy[mypy]>=2', 'asyncpg']",
+         "dependencies = ['sqlalchemy[mypy,asyncio]>=2', 'asyncpg', 'aiosqlite>=0.20']"),
+        ('dependencies = ["sqlalchemy", "fastapi",]',
+         'dependencies = ["sqlalchemy[asyncio]", "fastapi", "aiosqlite>=0.20", "asyncpg>=0.29",]'),
+        ('dependencies = ["sqlalchemy>=2",\n    "fastapi"]',
+         'dependencies = ["sqlalchemy[asyncio]>=2",\n    "fastapi", "aiosqlite>=0.20", "asyncpg>=0.29"]'),
+    ],
+    ids=["single-line", "trailing-comma", "bracket-on-last-item-line"],
+)
+def test_pyproject_other_array_layouts(tmp_path: Path, before: str, after: str) -> None:
+    root = tree(tmp_path, {"pyproject.toml": f'[project]\nname = "x"\n{before}\n'})
+    assert new_texts(root) == {"pyproject.toml": f'[project]\nname = "x"\n{after}\n'}
+
+
+def test_pyproject_without_sqlalchemy_is_left_alone(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"pyproject.toml": '[project]\nname = "tool"\ndependencies = ["click"]\n'})
+    assert update_requirements(root, DRIVERS) == {}
+
+
+POETRY = """\
+[tool.poetry]
+name = "shop"
+
+[tool.poetry.dependencies]
+python = "^3.11"
+SQLAlchemy = "^2.0"   # the ORM
+fastapi = { version = "^0.110", extras = ["all"] }
+
+[tool.poetry.group.dev.dependencies]
+pytest = "^8"
+"""
+
+
+def test_poetry_table(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"pyproject.toml": POETRY})
+    new = new_texts(root, {"asyncpg", "psycopg"})["pyproject.toml"]
+    assert new == POETRY.replace(
+        'SQLAlchemy = "^2.0"   # the ORM\nfastapi = { version = "^0.110", extras = ["all"] }\n',
+        'SQLAlchemy = { version = "^2.0", extras = ["asyncio"] }   # the ORM\n'
+        'fastapi = { version = "^0.110", extras = ["all"] }\n'
+        'asyncpg = ">=0.29"\n'
+        'psycopg = { version = ">=3.1", extras = ["binary"] }\n',
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('sqlalchemy = { version = "^2.0" }', 'sqlalchemy = { version = "^2.0", extras = ["asyncio"] }'),
+        ('sqlalchemy = { version = "^2.0", extras = ["mypy"] }',
+         'sqlalchemy = { version = "^2.0", extras = ["mypy", "asyncio"] }'),
+    ],
+)
+def test_poetry_inline_tables(tmp_path: Path, line: str, expected: str) -> None:
+    root = tree(tmp_path, {"pyproject.toml": f"[tool.poetry.dependencies]\n{line}\naiosqlite = '*'\n"})
+    expected_text = f"[tool.poetry.dependencies]\n{expected}\naiosqlite = '*'\n"
+    assert new_texts(root, {"aiosqlite"}) == {"pyproject.toml": expected_text}
+
+
+def test_unhandled_pyproject_layout_is_reported(tmp_path: Path) -> None:
+    """A dotted-key ``project.dependencies`` is valid TOML this edit does not handle: reported, not guessed."""
+    text = 'project.name = "x"\nproject.dependencies = ["sqlalchemy"]\n'
+    root = tree(tmp_path, {"pyproject.toml": text})
+    warnings: list[str] = []
+    assert update_requirements(root, {"asyncpg"}, warnings=warnings) == {}
+    assert warnings == ["pyproject.toml [project].dependencies has a layout this edit does not handle; left alone "
+                        "(add: sqlalchemy[asyncio], asyncpg>=0.29)"]
+
+
+def test_broken_pyproject_is_reported(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"pyproject.toml": "[project\n", "requirements.txt": "sqlalchemy\n"})
+    warnings: list[str] = []
+    changes = update_requirements(root, {"asyncpg"}, warnings=warnings)
+    assert [p.name for p in changes] == ["requirements.txt"]
+    assert len(warnings) == 1 and warnings[0].startswith("pyproject.toml does not parse")
+
+
+def test_pip_compile_sources_are_edited_not_their_outputs(tmp_path: Path) -> None:
+    """requirements.txt compiled from requirements.in: the .in changes, the .txt is left for pip-compile."""
+    compiled = "# generated by pip-compile\nsqlalchemy==2.0.30\n    # via -r requirements.in\n"
+    root = tree(tmp_path, {"requirements.in": "fastapi\nsqlalchemy>=2.0\n", "requirements.txt": compiled})
+    warnings: list[str] = []
+    assert new_texts(root, {"asyncpg"}, warnings) == {
+        "requirements.in": "fastapi\nsqlalchemy[asyncio]>=2.0\nasyncpg>=0.29\n"
+    }
+    assert warnings == ["requirements.txt is compiled from requirements.in; regenerate it after this change"]
+
+
+def test_hash_pinned_file_is_reported_not_edited(tmp_path: Path) -> None:
+    text = "sqlalchemy==2.0.30 \\\n    --hash=sha256:0123abcd\n"
+    root = tree(tmp_path, {"requirements.txt": text})
+    warnings: list[str] = []
+    assert update_requirements(root, {"asyncpg"}, warnings=warnings) == {}
+    assert warnings == ["requirements.txt pins hashes; add the async drivers and sqlalchemy[asyncio] where it is "
+                        "compiled from, then regenerate it"]
