@@ -82,7 +82,8 @@ def analyse_paths(
     discovery = discovery if discovery is not None else discover(paths, config)
     bar = Progress(progress)
     try:
-        sums = summarise(discovery, config, use_cache=use_cache and overrides is None, jobs=jobs, progress=bar)
+        sums = summarise(discovery, config, use_cache=use_cache and overrides is None, jobs=jobs, progress=bar,
+                         overrides=overrides)
     finally:
         bar.close()
     rules = rules_for(config, select, ignore)

@@ -32,7 +32,8 @@ from .runner import discover
 
 _PROJECT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", "requirements.txt", ".git")
 #: files worth a libcst parse even without a plan: they may hold Phase-1 code
-_PHASE1_WORDS = (b"create_engine", b"sessionmaker", b"create_all", b"dispose", b".pool", b"dependency_overrides")
+_PHASE1_WORDS = (b"create_engine", b"sessionmaker", b"create_all", b"dispose", b".pool", b"dependency_overrides",
+                 b"monkeypatch")
 
 
 @dataclass
@@ -172,7 +173,7 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
         if file_plan is None:
             if not any(w in data for w in _PHASE1_WORDS):
                 continue
-            file_plan = FilePlan(module=src.module, database_module=plan.database.dotted if plan.database else None)
+            file_plan = plan.fallback(src.path, src.module)
         try:
             change = transform_file(src.path, data, file_plan, rewrites)
         except cst.ParserSyntaxError as exc:

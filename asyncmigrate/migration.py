@@ -29,6 +29,7 @@ from typing import Iterable, Optional
 from . import facts
 from .analysis.findings import Analysis
 from .analysis.index import MODULE_SCOPE
+from .analysis.orm import relationship_index
 from .analysis.sessions import SESSION, Project, is_session
 from .codemods.base import FilePlan
 from .config import Config
@@ -94,6 +95,14 @@ class MigrationPlan:
     make_async: set[str] = field(default_factory=set)
     left: list[LeftForHuman] = field(default_factory=list)
     database: Optional[DatabaseModule] = None
+    #: the app's sync database names -> their async twins (``FilePlan.app_twins``), for test code
+    app_twins: dict[str, str] = field(default_factory=dict)
+
+    def fallback(self, path: str, module: str) -> FilePlan:
+        """The plan of a file with nothing converted in it (test code, Phase-1 code) that ``fix`` still rewrites."""
+        test = is_test_file(path)
+        return FilePlan(module=module, database_module=self.database.dotted if self.database else None,
+                        test_module=test, app_twins=self.app_twins if test else {})
 
 
 class Planner:
@@ -327,20 +336,7 @@ class Planner:
     # ------------------------------------------------------------- 4. eager loading
     def relationship_index(self) -> dict[str, list[tuple[str, str]]]:
         """Relationship attribute name -> [(file path, class qualname)] over every mapped class."""
-        p = self.project
-        out: dict[str, list[tuple[str, str]]] = {}
-        self._mapped: set[str] = set()
-        for cid, (fs, cls) in p.classes.items():
-            module_fid = f"{cid.split(':', 1)[0]}:{MODULE_SCOPE}"
-            for name, value in cls.assigns:
-                if name == "__tablename__":
-                    self._mapped.add(cid)
-                if value and value[0] == "c":
-                    v = p.value(value[1], module_fid)
-                    if v and v[0] == "ext" and v[1].rsplit(".", 1)[-1] in ("relationship", "Relationship") \
-                            and v[1].startswith(("sqlalchemy", "sqlmodel")):
-                        out.setdefault(name, []).append((fs.path, cls.qualname))
-                        self._mapped.add(cid)
+        out, self._mapped = relationship_index(self.project)
         return out
 
     def _fields(self, cid: str) -> dict[str, Expr]:
@@ -474,7 +470,9 @@ class Planner:
             files.setdefault(db.path, {"module": db.dotted, "sessions": {}, "make_async": set(), "await_calls": {},
                                        "run_calls": {}, "factories": set(), "deps": set(), "serialize": {}})
         sqlmodel = any(qn.startswith("sqlmodel") for fs in p.files for _, qn in fs.imports)
+        self.plan.app_twins = self._app_twins(db, files.values())
         for path, e in files.items():
+            test = is_test_file(path)
             self.plan.files[path] = FilePlan(
                 module=e["module"],
                 sessions=e["sessions"],
@@ -487,8 +485,29 @@ class Planner:
                 sqlmodel=sqlmodel,
                 relationships=e.get("relationships", {}),
                 serialize=e["serialize"],
+                test_module=test,
+                app_twins=self.plan.app_twins if test else {},
             )
         return self.plan
+
+    @staticmethod
+    def _app_twins(db: Optional[DatabaseModule], files: Iterable[dict]) -> dict[str, str]:
+        """The app's sync engine, session factories and session dependencies -> the names of their twins.
+
+        Test code overrides and patches these names (``dependency_overrides[get_db]``,
+        ``monkeypatch.setattr(tasks, "SessionLocal", ...)``); the ``tests`` rewrite adds the same for the twins.
+        """
+        names = FilePlan()
+        twins: dict[str, str] = {}
+        for e in files:
+            twins.update({text.rsplit(".", 1)[-1]: names.async_session_factory for text in e["factories"]})
+            twins.update({text.rsplit(".", 1)[-1]: names.async_dependency for text in e["deps"]})
+        if db is not None:
+            for sync, twin in ((db.engine, names.async_engine), (db.factory, names.async_session_factory),
+                               (db.dependency, names.async_dependency)):
+                if sync:
+                    twins[sync] = twin
+        return twins
 
     def _database_import(self, path: str, db: Optional[DatabaseModule], names: Iterable[str] = ()) -> Optional[str]:
         """Where this file gets its sync factory / dependency from: the async twins are imported from there.

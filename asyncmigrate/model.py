@@ -71,6 +71,32 @@ class CallSite:
     main_guard: bool = False
     #: the call is inside a ``lambda`` (runs later, wherever the lambda is called)
     in_lambda: bool = False
+    #: keyword arguments whose value is a literal (str, bytes, int, float, bool, None), in source order:
+    #: ``async_sessionmaker(e, expire_on_commit=False)`` gives ``(("expire_on_commit", False),)``
+    kw_constants: Tuple[Tuple[str, object], ...] = ()
+    #: the call passes ``**mapping`` (its keyword arguments are not all visible)
+    star_kwargs: bool = False
+    #: what the statement does with the call's value when the call (or ``await`` of it) is the statement's
+    #: whole expression: ``"discard"`` (an expression statement), ``"return"``; None otherwise
+    use: Optional[Literal["discard", "return"]] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A local name bound to a value, with positions (what ``assigns`` keeps, plus where and how).
+
+    ``kind`` is ``assign`` (``x = v``, ``x: T = v``, ``x := v``; names unpacked from a tuple get
+    ``value=None``), ``with`` (``with v as x``), ``for`` (``for x in v``: ``value`` is the iterable)
+    or ``comp`` (``[... for x in v]``).  ``value_span`` is where the value expression is (the calls
+    inside it are the calls of the value); ``scope`` is the whole statement (``for``/``with``: body
+    included) or, for ``comp``, the whole comprehension.
+    """
+
+    name: str
+    kind: Literal["assign", "with", "for", "comp"]
+    value: Expr
+    value_span: Span
+    scope: Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +127,10 @@ class FunctionSummary:
     kind: Literal["function", "method", "staticmethod", "classmethod", "property"] = "function"
     #: ``response_model=`` of a route decorator (what FastAPI serialises the return value with)
     response_model: Expr = None
+    #: every name binding with its positions, in source order (see :class:`Binding`)
+    bindings: Tuple[Binding, ...] = ()
+    #: the span of each entry of ``attribute_reads``, in the same order
+    attribute_read_spans: Tuple[Span, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +143,10 @@ class ClassSummary:
     #: class-body annotations and assignments: attr -> annotation / value
     annotations: Tuple[Tuple[str, Expr], ...] = ()
     assigns: Tuple[Tuple[str, Expr], ...] = ()
+    #: class-body ``attr = f(...)`` / ``attr: T = f(...)``: the span of the call.  Class bodies run in the
+    #: enclosing scope, so the :class:`CallSite` itself (arguments, ``kw_constants``) is in that scope's
+    #: ``calls``, with exactly this span.
+    attribute_calls: Tuple[Tuple[str, Span], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,8 @@ def _severity(policy: str, on_loop: bool, migrating: bool, override: Optional[st
         return override
     if policy == "debt":
         return DEBT
+    if policy == "always-blocks":
+        return BLOCKS_LOOP
     return BLOCKS_LOOP if on_loop else DEBT
 
 

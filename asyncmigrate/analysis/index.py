@@ -28,6 +28,7 @@ import tokenize
 from typing import Optional
 
 from ..model import (
+    Binding,
     CallSite,
     ClassSummary,
     Expr,
@@ -48,6 +49,8 @@ _SUPPRESSION_RE = re.compile(
 _WS_RE = re.compile(r"\s+")
 _TRAILING_COMMA_RE = re.compile(r",(?=[)\]}])")
 _MAX_SNIPPET = 240
+#: literal types kept in ``CallSite.kw_constants`` (``bool`` is an ``int``)
+_LITERALS = (str, bytes, int, float, type(None))
 #: one source line with its terminator, as the tokenizer (and ``ast.get_source_segment``) splits lines
 _PARSER_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
@@ -182,7 +185,7 @@ class _Frame:
     __slots__ = (
         "qualname", "name", "class_qualname", "is_async", "span", "decorators", "decorator_calls", "params",
         "assigns", "annotations", "self_assigns", "returns", "is_generator", "calls", "awaited_receivers",
-        "attribute_reads", "kind", "self_name", "response_model",
+        "attribute_reads", "kind", "self_name", "response_model", "bindings", "attribute_read_spans",
     )
 
     def __init__(self, qualname: str, name: str, class_qualname: Optional[str], is_async: bool, span: Span):
@@ -202,6 +205,8 @@ class _Frame:
         self.calls: list[CallSite] = []
         self.awaited_receivers: list[Expr] = []
         self.attribute_reads: list[tuple[str, str, int]] = []
+        self.attribute_read_spans: list[Span] = []
+        self.bindings: list[Binding] = []
         self.kind = "function"
         self.self_name: Optional[str] = None
         self.response_model: Expr = None
@@ -226,6 +231,8 @@ class _Frame:
             attribute_reads=tuple(self.attribute_reads),
             kind=self.kind,  # type: ignore[arg-type]
             response_model=self.response_model,
+            bindings=tuple(self.bindings),
+            attribute_read_spans=tuple(self.attribute_read_spans),
         )
 
 
@@ -250,6 +257,8 @@ class _Indexer(ast.NodeVisitor):
         self._inner: set[int] = set()
         self._chains: dict[int, tuple[str, ...]] = {}
         self._with_items: dict[int, str] = {}
+        #: id(call) -> "discard" / "return": the call is its statement's whole expression
+        self._uses: dict[int, str] = {}
         self.has_main_guard = False
         self._in_main_guard = False
         self._lambda_depth = 0
@@ -351,7 +360,7 @@ class _Indexer(ast.NodeVisitor):
         for kw in node.keywords:
             self.visit(kw.value)
         qual = self.qualname(node.name)
-        info = {"annotations": [], "assigns": [], "methods": []}
+        info = {"annotations": [], "assigns": [], "methods": [], "calls": []}
         self.scopes.append(("class", node.name))
         self.class_stack.append(info)
         for stmt in node.body:
@@ -360,10 +369,14 @@ class _Indexer(ast.NodeVisitor):
                 info["annotations"].append((stmt.target.id, ann))
                 if stmt.value is not None:
                     info["assigns"].append((stmt.target.id, expr_of(stmt.value)))
+                    if isinstance(stmt.value, ast.Call):
+                        info["calls"].append((stmt.target.id, self.span(stmt.value)))
             elif isinstance(stmt, ast.Assign):
                 for t in stmt.targets:
                     if isinstance(t, ast.Name):
                         info["assigns"].append((t.id, expr_of(stmt.value)))
+                        if isinstance(stmt.value, ast.Call):
+                            info["calls"].append((t.id, self.span(stmt.value)))
             elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 info["methods"].append(stmt.name)
             self.visit(stmt)
@@ -378,6 +391,7 @@ class _Indexer(ast.NodeVisitor):
                 methods=tuple(info["methods"]),
                 annotations=tuple(info["annotations"]),
                 assigns=tuple(info["assigns"]),
+                attribute_calls=tuple(info["calls"]),
             )
         )
 
@@ -466,8 +480,21 @@ class _Indexer(ast.NodeVisitor):
             for elt in target.elts:
                 self._record_target(elt.value if isinstance(elt, ast.Starred) else elt, None)
 
+    def _bind(self, target: ast.AST, kind: str, value: Expr, value_node: ast.AST, scope: Optional[ast.AST] = None) -> None:
+        """Record a :class:`Binding` for every name ``target`` binds inside a function (unpacked names get no value)."""
+        if len(self.frames) == 1:
+            return  # module level (and class bodies there): not needed, and most of a models file
+        if isinstance(target, ast.Name):
+            self.frame.bindings.append(Binding(target.id, kind, value, self.span(value_node),  # type: ignore[arg-type]
+                                               self.span(scope) if scope is not None else None))
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for elt in target.elts:
+                self._bind(elt.value if isinstance(elt, ast.Starred) else elt, kind, None, value_node, scope)
+
     def visit_Assign(self, node: ast.Assign) -> None:
         value = expr_of(node.value)
+        for t in node.targets:
+            self._bind(t, "assign", value, node.value)
         for t in node.targets:
             self._record_target(t, value)
         self.visit(node.value)
@@ -476,12 +503,15 @@ class _Indexer(ast.NodeVisitor):
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         ann, _ = unwrap_annotation(node.annotation)
+        if node.value is not None:
+            self._bind(node.target, "assign", expr_of(node.value), node.value)
         self._record_target(node.target, expr_of(node.value) if node.value is not None else None, ann)
         if node.value is not None:
             self.visit(node.value)
         self.visit(node.target)
 
     def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self._bind(node.target, "assign", expr_of(node.value), node.value)
         self._record_target(node.target, expr_of(node.value))
         self.visit(node.value)
 
@@ -491,6 +521,7 @@ class _Indexer(ast.NodeVisitor):
             if isinstance(ctx, ast.Call):
                 self._with_items[id(ctx)] = kind
             if item.optional_vars is not None:
+                self._bind(item.optional_vars, "with", expr_of(ctx), ctx)
                 self._record_target(item.optional_vars, ("with", expr_of(ctx), kind))
             self.visit(ctx)
             if item.optional_vars is not None:
@@ -504,8 +535,36 @@ class _Indexer(ast.NodeVisitor):
     def visit_AsyncWith(self, node: ast.AsyncWith) -> None:
         self._with(node, "async with")
 
+    def _mark_use(self, value: Optional[ast.AST], use: str) -> None:
+        if isinstance(value, ast.Await):
+            value = value.value
+        if isinstance(value, ast.Call):
+            self._uses[id(value)] = use
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        self._mark_use(node.value, "discard")
+        self.visit(node.value)
+
+    def _for(self, node) -> None:
+        self._bind(node.target, "for", expr_of(node.iter), node.iter, node)
+        self.generic_visit(node)
+
+    def visit_For(self, node: ast.For) -> None:
+        self._for(node)
+
+    def visit_AsyncFor(self, node: ast.AsyncFor) -> None:
+        self._for(node)
+
+    def _comprehension(self, node) -> None:
+        for gen in node.generators:
+            self._bind(gen.target, "comp", expr_of(gen.iter), gen.iter, node)
+        self.generic_visit(node)
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension
+
     def visit_Return(self, node: ast.Return) -> None:
         if node.value is not None:
+            self._mark_use(node.value, "return")
             self.frame.returns.append(expr_of(node.value))
             self.visit(node.value)
 
@@ -551,6 +610,7 @@ class _Indexer(ast.NodeVisitor):
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if isinstance(node.value, ast.Name) and isinstance(node.ctx, ast.Load) and len(self.frames) > 1:
             self.frame.attribute_reads.append((node.value.id, node.attr, node.lineno))
+            self.frame.attribute_read_spans.append(self.span(node))
         self.visit(node.value)
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -582,6 +642,11 @@ class _Indexer(ast.NodeVisitor):
                     context_manager=self._with_items.pop(id(node), None),  # type: ignore[arg-type]
                     main_guard=self._in_main_guard and len(self.frames) == 1,
                     in_lambda=self._lambda_depth > 0,
+                    kw_constants=tuple((k.arg, k.value.value) for k in node.keywords
+                                       if k.arg and isinstance(k.value, ast.Constant)
+                                       and isinstance(k.value.value, _LITERALS)),
+                    star_kwargs=any(k.arg is None for k in node.keywords),
+                    use=self._uses.pop(id(node), None),  # type: ignore[arg-type]
                 )
             )
         # a method call is not an attribute read: visit the receiver, not ``recv.method``

@@ -15,10 +15,14 @@ from .response_models import SerializeInSession
 from .session_dependency import SessionDependencyToAsync
 from .session_factory import SessionFactoryToAsync
 from .sleep_to_asyncio import SleepToAsyncio
+from .test_overrides import MigrateTestOverrides
 
 PIPELINE = (
     # Phase 1 first: the async engine, factory and dependency must exist before anything refers to them.
     EngineToAsync,
+    # test code only: overrides of the sync dependency and patches of the sync factory get async twins, valued
+    # with the test module's async factory, which the previous step has just added beside the sync one
+    MigrateTestOverrides,
     # startup/shutdown code reads the async engine the previous step created
     LifecycleToAsync,
     # query chains are matched on their original sync shape, before other steps add awaits inside them
@@ -49,4 +53,5 @@ BY_NAME = {
     "propagate": PropagateAsync,
     "responses": SerializeInSession,
     "eager": EagerLoadRelationships,
+    "tests": MigrateTestOverrides,
 }

@@ -56,6 +56,13 @@ class FilePlan:
     #: empty, the ``database`` rewrites fall back to evidence in the file (``create_engine`` results, names
     #: imported from ``database_module`` and used as an engine)
     sync_engines: FrozenSet[str] = frozenset()
+    #: test code (``migration.is_test_file``): nothing in it becomes async and its sync engine stays; the
+    #: ``database`` rewrite names its twins after the file's own sync names, the ``tests`` rewrite twins its
+    #: dependency overrides and patches of the app's sync names
+    test_module: bool = False
+    #: the app's sync database names -> their async twins, e.g. {"get_db": "get_async_db", "SessionLocal":
+    #: "AsyncSessionLocal", "engine": "async_engine"} (engine, session factories, session dependencies)
+    app_twins: Mapping[str, str] = field(default_factory=dict)
 
     def is_session(self, scope: str, dotted_text: Optional[str]) -> bool:
         if dotted_text is None:

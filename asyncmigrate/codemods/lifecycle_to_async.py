@@ -26,7 +26,15 @@ from libcst.metadata import PositionProvider, QualifiedNameProvider
 
 from asyncmigrate import facts
 from asyncmigrate.codemods.base import FilePlan, ScopedTransformer, dotted
-from asyncmigrate.codemods.engine_to_async import assignment, bound_names, expr, module_level, relayout
+from asyncmigrate.codemods._database.syntax import (
+    assignment,
+    bind_arg,
+    bound_names,
+    expr,
+    free_name,
+    module_level,
+    relayout,
+)
 
 DESCRIPTION = (
     "Run metadata.create_all/drop_all through async_engine.begin() + run_sync, await async_engine.dispose() "
@@ -154,7 +162,7 @@ class LifecycleToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             assert isinstance(call, cst.Call)
             func = call.func
             if isinstance(func, cst.Attribute) and func.attr.value in facts.METADATA_DDL_METHODS:
-                bind = _bind_arg(call)
+                bind = bind_arg(call)
                 if bind is not None and dotted(bind.value):
                     used.add(dotted(bind.value) or "")
             if m.matches(func, m.Attribute(attr=m.Name("dispose"))) and id(call) not in awaited:
@@ -269,7 +277,7 @@ class LifecycleToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
         """``(sync engine ref, bind argument)`` of ``metadata.create_all(bind=engine)`` / ``drop_all(engine)``."""
         if not (isinstance(call.func, cst.Attribute) and call.func.attr.value in facts.METADATA_DDL_METHODS):
             return None
-        bind = _bind_arg(call)
+        bind = bind_arg(call)
         ref = dotted(bind.value) if bind is not None else None
         if bind is None or ref not in self._engines.refs:
             return None
@@ -324,7 +332,7 @@ class LifecycleToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
             async_ref = self._async_ref(ddl[0], call)
             if async_ref is None:
                 return updated_node
-            conn = _free_name("conn", frame.names)
+            conn = free_name("conn", frame.names)
             rest = [a for a in call.args if a is not ddl[1]]
             run_sync = cst.Call(func=expr(f"{conn}.run_sync"), args=relayout(call, [cst.Arg(call.func), *rest]))
             inner = cst.SimpleStatementLine(
@@ -382,20 +390,6 @@ class LifecycleToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
         if async_ref is None:
             return updated_node
         return updated_node.with_changes(value=expr(async_ref))
-
-
-def _bind_arg(call: cst.Call) -> Optional[cst.Arg]:
-    for i, arg in enumerate(call.args):
-        if (arg.keyword is None and i == 0 and not arg.star) or (arg.keyword and arg.keyword.value == "bind"):
-            return arg
-    return None
-
-
-def _free_name(base: str, taken: frozenset[str]) -> str:
-    name = base
-    while name in taken:
-        name += "_"
-    return name
 
 
 def run_on_source(code: str, plan: FilePlan) -> tuple[str, list[str]]:

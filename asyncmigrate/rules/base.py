@@ -15,7 +15,6 @@ fingerprint, suppressions).
 from __future__ import annotations
 
 import inspect
-import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Iterator, Literal, Optional
 
@@ -29,7 +28,9 @@ if TYPE_CHECKING:
 #: ``context``      blocks-loop on the loop, debt elsewhere;
 #: ``debt``         always debt (a migration item that does no I/O on the loop);
 #: ``loop-only``    reported only where it runs on the loop;
-#: ``loop-or-migrating``  on the loop, or (as debt) in functions the migration turns async.
+#: ``loop-or-migrating``  on the loop, or (as debt) in functions the migration turns async;
+#: ``always-blocks``  always blocks-loop, the error level, wherever the code runs: for mistakes in
+#:                    already-async code (post-migration, ASM2xx) that fail at runtime, on the loop or off it.
 SeverityPolicy = Literal["context", "debt", "loop-only", "loop-or-migrating", "always-blocks"]
 
 CATEGORIES = (
@@ -130,7 +131,7 @@ class Rule:
 
     @classmethod
     def explanation(cls) -> str:
-        return textwrap.dedent(cls.__doc__ or "").strip()
+        return inspect.cleandoc(cls.__doc__ or "")
 
     @classmethod
     def summary(cls) -> str:

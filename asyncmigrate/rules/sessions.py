@@ -209,7 +209,7 @@ async def nightly_job():
         Good('''
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-AsyncSessionLocal = async_sessionmaker(create_async_engine("sqlite+aiosqlite://"))
+AsyncSessionLocal = async_sessionmaker(create_async_engine("sqlite+aiosqlite://"), expire_on_commit=False)
 
 
 async def nightly_job():

@@ -1,0 +1,486 @@
+"""Test code ("tests"): what a test suite overrides or patches for the sync session, it does for the async one.
+
+After the migration, converted routes depend on ``get_async_db`` and converted tasks open
+``AsyncSessionLocal()``.  A suite that points the app at its test database through the sync names only,
+``app.dependency_overrides[get_db] = override_get_db`` or ``monkeypatch.setattr(tasks, "SessionLocal",
+TestingSessionLocal)``, would leave the async code on the app's own database.  In test code
+(``migration.is_test_file``) this rewrite repeats each such statement for the twin, with the async twin
+of the value:
+
+- ``X.dependency_overrides[get_db] = override_get_db`` is followed by
+  ``X.dependency_overrides[get_async_db] = override_get_async_db``, an async generator added beside
+  ``override_get_db`` that opens its session from the test module's async factory (``database`` names it
+  ``AsyncTestingSessionLocal``).  ``del``/``.pop()`` of the key and ``{get_db: ...}`` dict literals follow.
+- ``monkeypatch.setattr(tasks, "SessionLocal", TestingSessionLocal)`` (or ``setattr``) is followed by
+  ``monkeypatch.setattr(tasks, "AsyncSessionLocal", AsyncTestingSessionLocal, raising=False)``:
+  ``raising=False`` because a module with nothing converted has no ``AsyncSessionLocal`` to patch.
+
+The app's names and their twins come from the plan (``FilePlan.app_twins``); a twin key is imported from
+the module the sync key is imported from.  Test functions never change: they keep their sync sessions, and
+the sync test engine (which creates the tables) stays.  Left alone and reported: overrides whose value is
+imported or built by a call, ``mock.patch`` of the sync names, and overrides with no async factory in reach.
+An override that yields a session it did not open (a fixture's) gets a twin that opens its own, reported:
+the app's async code no longer shares that session's transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
+from libcst.metadata import PositionProvider, QualifiedNameProvider
+
+from asyncmigrate import facts
+from asyncmigrate.codemods._database.dependency import async_twin, canonical_body, session_source, translated_body
+from asyncmigrate.codemods._database.factory import session_class
+from asyncmigrate.codemods._database.names import twin_name
+from asyncmigrate.codemods._database.syntax import (
+    assignment, bound_names, import_source, is_generator, kwarg, pad_blank_lines,
+)
+from asyncmigrate.codemods.base import FilePlan, ScopedTransformer, dotted, replace_last_name
+
+DESCRIPTION = "Override and patch the app's async session dependency and factory in tests, as the sync ones are."
+
+_OVERRIDES = "dependency_overrides"
+_PATCHERS = frozenset({"patch", "object"})  # mock.patch("a.SessionLocal"), patch.object(mod, "SessionLocal")
+
+
+@dataclass
+class _Scope:
+    """Functions defined in one block of test code, for resolving an override value by name."""
+
+    defs: dict[str, cst.FunctionDef]
+    module_level: bool
+    taken: set[str] = field(default_factory=set)
+
+
+class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
+    """Repeat dependency overrides and patches of the app's sync session names for their async twins."""
+
+    DESCRIPTION = DESCRIPTION
+    fixes = ()
+    METADATA_DEPENDENCIES = (QualifiedNameProvider, PositionProvider)
+
+    def __init__(self, context: CodemodContext) -> None:
+        super().__init__(context)
+        self._after: dict[int, list[cst.BaseStatement]] = {}
+        self._before: dict[int, list[cst.BaseStatement]] = {}
+        self._replace: dict[int, cst.CSTNode] = {}
+        self._twins: dict[int, str] = {}  # id(sync override def) -> name of its twin (added once)
+        self._pad: dict[int, int] = {}  # id(statement) -> blank lines it needs after a def inserted before it
+        self._imports: dict[str, tuple[str, int]] = {}  # app twin used here -> (module, level) to import it from
+
+    # ---- traversal: decide on the whole module, apply by node identity ----
+
+    def visit_Module(self, node: cst.Module) -> Optional[bool]:
+        if not self.plan.test_module or not self.plan.app_twins:
+            return False
+        self._module = node
+        self._bound = bound_names(node)
+        self._factories, self._engines = self._module_twins(node)
+        self._scan(node.body, [])
+        for call in m.findall(node, m.Call()):
+            assert isinstance(call, cst.Call)
+            self._report_patch(call)
+        return True
+
+    def on_leave(self, original_node, updated_node):  # type: ignore[no-untyped-def]
+        result = super().on_leave(original_node, updated_node)
+        key = id(original_node)
+        if key in self._replace:
+            return self._replace[key]
+        before, after = self._before.get(key), self._after.get(key)
+        if before:
+            result = pad_blank_lines(result, self._pad.get(key, 1))
+        if before or after:
+            return cst.FlattenSentinel([*(before or []), result, *(after or [])])
+        return result
+
+    # ---- helpers ----
+
+    def _qnames(self, node: cst.CSTNode) -> set[str]:
+        return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set())}
+
+    def _say(self, node: cst.CSTNode, message: str) -> None:
+        self.warn(f"line {self.get_metadata(PositionProvider, node).start.line}: {message}")
+
+    def _module_twins(self, module: cst.Module) -> tuple[dict[str, str], dict[str, str]]:
+        """Sync factory -> async factory, sync engine -> async engine, as ``database`` twinned them here.
+
+        The app's factories imported here count too: their twins are imported from the same module.
+        """
+        values = {}
+        for stmt in module.body:
+            for small in stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ():
+                pair = assignment(small)
+                if pair is not None and isinstance(pair[1], cst.Call):
+                    values[pair[0]] = self._qnames(pair[1].func)
+        factories: dict[str, str] = {}
+        engines: dict[str, str] = {}
+        self._scoped_factories: set[str] = set()
+        for name, q in values.items():
+            twin = values.get(twin_name(name, self.plan.app_twins), set())
+            if q & facts.SYNC_SESSIONMAKERS and twin & facts.ASYNC_SESSIONMAKERS:
+                factories[name] = twin_name(name, self.plan.app_twins)
+                if q & facts.SYNC_SCOPED_SESSIONS:
+                    self._scoped_factories.add(factories[name])
+            elif q & facts.SYNC_ENGINE_FACTORIES and twin & facts.ASYNC_ENGINE_FACTORIES:
+                engines[name] = twin_name(name, self.plan.app_twins)
+        if not factories:  # the test opens sessions from the app's factory
+            for name in self._bound:
+                twin = self._app_twin(cst.Name(name))
+                if isinstance(twin, cst.Name) and twin.value == self.plan.async_session_factory:
+                    factories[name] = twin.value
+        return factories, engines
+
+    def _app_twin(self, node: cst.BaseExpression) -> Optional[cst.BaseExpression]:
+        """``get_db`` -> ``get_async_db`` (imported from where ``get_db`` is), ``database.get_db`` ->
+        ``database.get_async_db``; None for names that are not the app's (defined here, for one)."""
+        text = dotted(node)
+        if text is None:
+            return None
+        if isinstance(node, cst.Name):
+            source = import_source(self._module, node.value)
+            if source is None or source[2] not in self.plan.app_twins:
+                return None
+            twin = self.plan.app_twins[source[2]]
+            if twin not in self._bound:
+                self._imports[twin] = (source[0], source[1])
+            return cst.Name(twin)
+        twin = self.plan.app_twins.get(text.rsplit(".", 1)[-1])
+        return replace_last_name(node, twin) if twin else None
+
+    def _use(self, node: cst.BaseExpression) -> cst.BaseExpression:
+        """``node`` as emitted: the app twins it names get imported."""
+        for name in m.findall(node, m.Name()):
+            assert isinstance(name, cst.Name)
+            if name.value in self._imports:
+                mod, level = self._imports[name.value]
+                self.add_needed_import(mod, name.value, relative=level)
+        return node
+
+    # ---- scanning ----
+
+    def _scan(self, body: Sequence[cst.BaseStatement], scopes: list[_Scope]) -> None:
+        defs = {s.name.value: s for s in body if isinstance(s, cst.FunctionDef)}
+        scope = _Scope(defs, module_level=not scopes, taken=set(defs) | (set(self._bound) if not scopes else set()))
+        scopes = [*scopes, scope]
+        present = {sig for stmt in body for sig in self._signatures(stmt)}
+        for stmt in body:
+            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1:
+                self._statement(stmt, stmt.body[0], scopes, present)
+            elif isinstance(stmt, cst.FunctionDef):
+                self._scan(_block(stmt.body), scopes)
+            elif isinstance(stmt, cst.ClassDef):
+                self._scan(_block(stmt.body), scopes[:1])
+            elif isinstance(stmt, cst.BaseCompoundStatement):
+                for inner in _inner_blocks(stmt):
+                    self._scan(inner, scopes)
+
+    def _signatures(self, stmt: cst.BaseStatement) -> set[tuple[str, ...]]:
+        """What a statement already overrides or patches: ("override", key) / ("setattr", target, attr)."""
+        out: set[tuple[str, ...]] = set()
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            return out
+        for small in stmt.body:
+            for sub in m.findall(small, m.Subscript(value=m.Attribute(attr=m.Name(_OVERRIDES)))):
+                assert isinstance(sub, cst.Subscript)
+                out.add(("override", _code(sub.slice[0].slice)))
+            for call in m.findall(small, m.Call()):
+                assert isinstance(call, cst.Call)
+                if m.matches(call.func, m.Attribute(value=m.Attribute(attr=m.Name(_OVERRIDES)), attr=m.Name("pop"))) \
+                        and call.args:
+                    out.add(("override", _code(call.args[0].value)))
+                target = _setattr_target(call)
+                if target is not None:
+                    out.add(("setattr", *target))
+            for d in m.findall(small, m.Dict()):
+                assert isinstance(d, cst.Dict)
+                out |= {("override", _code(e.key)) for e in d.elements if isinstance(e, cst.DictElement)}
+        return out
+
+    def _statement(self, stmt: cst.SimpleStatementLine, small: cst.BaseSmallStatement, scopes: list[_Scope],
+                   present: set[tuple[str, ...]]) -> None:
+        twin: Optional[cst.BaseSmallStatement] = None
+        if isinstance(small, cst.Assign) and len(small.targets) == 1:
+            target = small.targets[0].target
+            if _is_overrides_item(target):
+                assert isinstance(target, cst.Subscript)
+                twin = self._override_item(stmt, target, small.value, scopes, present)
+            elif m.matches(target, m.Attribute(attr=m.Name(_OVERRIDES))) and isinstance(small.value, cst.Dict):
+                self._override_dict(stmt, small.value, scopes, present)
+        elif isinstance(small, cst.Del) and _is_overrides_item(small.target):
+            assert isinstance(small.target, cst.Subscript)
+            twin = self._pop_twin(small.target.value, small.target.slice[0].slice, present)
+        elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+            call = small.value
+            func = call.func
+            if m.matches(func, m.Attribute(value=m.Attribute(attr=m.Name(_OVERRIDES)), attr=m.Name("pop"))) \
+                    and call.args:
+                assert isinstance(func, cst.Attribute)
+                twin = self._pop_twin(func.value, call.args[0].value, present)
+            elif m.matches(func, m.Attribute(value=m.Attribute(attr=m.Name(_OVERRIDES)), attr=m.Name("update"))) \
+                    and call.args and isinstance(call.args[0].value, cst.Dict):
+                self._override_dict(stmt, call.args[0].value, scopes, present)
+            elif _setattr_target(call) is not None:
+                twin = self._setattr_twin(call, scopes, present)
+        if twin is not None:
+            self._after.setdefault(id(stmt), []).append(cst.SimpleStatementLine(body=[twin]))
+
+    # ---- dependency overrides ----
+
+    def _override_item(self, stmt: cst.SimpleStatementLine, target: cst.Subscript, value: cst.BaseExpression,
+                       scopes: list[_Scope], present: set[tuple[str, ...]]) -> Optional[cst.BaseSmallStatement]:
+        key = target.slice[0].slice
+        if not isinstance(key, cst.Index):
+            return None
+        twin_key = self._app_twin(key.value)
+        if twin_key is None or ("override", _code(twin_key)) in present:
+            return None
+        twin_value = self._override_value(stmt, key.value, value, scopes)
+        if twin_value is None:
+            return None
+        new_target = target.with_changes(slice=[target.slice[0].with_changes(slice=cst.Index(twin_key))])
+        return cst.Assign(targets=[cst.AssignTarget(self._use(new_target))], value=self._use(twin_value))
+
+    def _override_dict(self, stmt: cst.SimpleStatementLine, d: cst.Dict, scopes: list[_Scope],
+                       present: set[tuple[str, ...]]) -> None:
+        elements = list(d.elements)
+        for el in d.elements:
+            if not isinstance(el, cst.DictElement):
+                continue
+            twin_key = self._app_twin(el.key)
+            if twin_key is None or ("override", _code(twin_key)) in present:
+                continue
+            twin_value = self._override_value(stmt, el.key, el.value, scopes)
+            if twin_value is not None:
+                at = elements.index(el)
+                new = cst.DictElement(self._use(twin_key), self._use(twin_value), comma=el.comma)
+                elements[at] = el.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+                elements.insert(at + 1, new)
+        if len(elements) != len(d.elements):
+            self._replace[id(d)] = d.with_changes(elements=elements)
+
+    def _pop_twin(self, overrides: cst.BaseExpression, key: cst.BaseExpression,
+                  present: set[tuple[str, ...]]) -> Optional[cst.BaseSmallStatement]:
+        """``del X.dependency_overrides[get_db]`` -> ``X.dependency_overrides.pop(get_async_db, None)``."""
+        twin_key = self._app_twin(key)
+        if twin_key is None or ("override", _code(twin_key)) in present:
+            return None
+        pop = cst.Attribute(value=overrides, attr=cst.Name("pop"))
+        return cst.Expr(cst.Call(func=pop, args=[cst.Arg(self._use(twin_key)), cst.Arg(cst.Name("None"))]))
+
+    def _override_value(self, stmt: cst.SimpleStatementLine, key: cst.BaseExpression, value: cst.BaseExpression,
+                        scopes: list[_Scope]) -> Optional[cst.BaseExpression]:
+        """The async twin of an override: an async generator beside the sync one, or made for a lambda."""
+        if isinstance(value, cst.Name):
+            for scope in reversed(scopes):
+                fn = scope.defs.get(value.value)
+                if fn is not None:
+                    return self._function_twin(fn, scope)
+            if value.value in self._factories:  # an override that is the factory itself
+                return cst.Name(self._factories[value.value])
+        if isinstance(value, cst.Lambda) and not value.params.params:
+            scope = scopes[-1]
+            name = twin_name(f"override_{dotted(key).rsplit('.', 1)[-1]}", self.plan.app_twins)  # type: ignore[union-attr]
+            if name not in scope.taken:
+                factory = self._sole_factory(value, f"the lambda overriding {dotted(key)}")
+                if factory is None:
+                    return None
+                scope.taken.add(name)
+                fn = cst.FunctionDef(name=cst.Name(name), params=cst.Parameters(), body=cst.IndentedBlock([]))
+                made = self._twin_def(fn, name, canonical_body(factory, self._scoped(factory)), scope)
+                self._before.setdefault(id(stmt), []).append(made)
+                self._pad[id(stmt)] = 2 if scope.module_level else 1
+            return cst.Name(name)
+        twin_key = self.plan.app_twins.get((dotted(key) or "").rsplit(".", 1)[-1])
+        self._say(value, f"{dotted(key)} is overridden with {_code(value)!r}, which has no async twin here; "
+                         f"override {twin_key} with an async generator by hand")
+        return None
+
+    def _function_twin(self, fn: cst.FunctionDef, scope: _Scope) -> Optional[cst.Name]:
+        name = twin_name(fn.name.value, self.plan.app_twins)
+        if id(fn) in self._twins or name in scope.taken:
+            return cst.Name(name)
+        factories = set(self._factories)
+        source = session_source(fn, factories, None, self._qnames) if is_generator(fn) else None
+        body: Optional[Sequence[cst.BaseStatement]] = None
+        if source is not None and source.factory is not None:
+            factory = self._factories[source.factory]
+            body, unsupported = translated_body(fn, source, factory)
+            if unsupported is not None:
+                self._say(unsupported, f"{fn.name.value}() does more with the session than opening, committing and "
+                                       f"closing it; {name} only opens and closes one")
+            body = body or canonical_body(factory, self._scoped(factory))
+        else:
+            opener = _opener(fn)
+            if opener is not None:
+                self._say(fn, f"{fn.name.value}() opens its session with {opener}(), which has no async twin here; "
+                              f"override {self.plan.async_dependency} by hand")
+                return None
+            factory = self._sole_factory(fn, f"{fn.name.value}()")
+            if factory is None:
+                return None
+            self._say(fn, f"{fn.name.value}() hands out a session it does not open; {name} opens its own from "
+                          f"{factory}, so the app's async code does not share that session or its transaction")
+            body = canonical_body(factory, self._scoped(factory))
+        self._twins[id(fn)] = name
+        scope.taken.add(name)
+        self._after.setdefault(id(fn), []).append(self._twin_def(fn, name, body, scope))
+        return cst.Name(name)
+
+    def _twin_def(self, fn: cst.FunctionDef, name: str, body: Sequence[cst.BaseStatement],
+                  scope: _Scope) -> cst.FunctionDef:
+        session_module, session_name = session_class(self.plan.sqlmodel)
+        self.add_needed_import(session_module, session_name)
+        self.add_needed_import("collections.abc", "AsyncIterator")
+        twin = async_twin(fn, name, [self._use(s) for s in body], session_name).with_changes(decorators=[])
+        return twin if scope.module_level else twin.with_changes(leading_lines=[cst.EmptyLine()])
+
+    def _scoped(self, factory: str) -> bool:
+        return factory in self._scoped_factories
+
+    def _sole_factory(self, node: cst.CSTNode, what: str) -> Optional[str]:
+        """The one async factory here, for a twin whose sync side does not say which factory it uses."""
+        twins = sorted(set(self._factories.values()))
+        if len(twins) == 1:
+            return twins[0]
+        self._say(node, f"{what} gets no async twin: {'no' if not twins else 'more than one'} async session "
+                        "factory in this module to open its session from")
+        return None
+
+    # ---- patches ----
+
+    def _setattr_twin(self, call: cst.Call, scopes: list[_Scope],
+                      present: set[tuple[str, ...]]) -> Optional[cst.BaseSmallStatement]:
+        target = _setattr_target(call)
+        assert target is not None
+        where, attr = target
+        twin_attr = self.plan.app_twins.get(attr)
+        if twin_attr is None or ("setattr", where, twin_attr) in present:
+            return None
+        string_form = isinstance(call.args[0].value, cst.SimpleString) and len(_positional(call)) == 2
+        value = _positional(call)[1 if string_form else 2].value
+        twin_value: Optional[cst.BaseExpression] = None
+        if isinstance(value, cst.Name) and value.value in self._factories:
+            twin_value = cst.Name(self._factories[value.value])
+        elif isinstance(value, cst.Name) and value.value in self._engines:
+            twin_value = cst.Name(self._engines[value.value])
+        elif isinstance(value, cst.Name) and any(value.value in s.defs for s in scopes):
+            scope = next(s for s in reversed(scopes) if value.value in s.defs)
+            twin_value = self._function_twin(scope.defs[value.value], scope)
+        if twin_value is None:
+            self._say(call, f"{attr} is patched with {_code(value)!r}, which has no async twin here; patch "
+                            f"{twin_attr} by hand")
+            return None
+        if string_form:
+            old = call.args[0].value
+            assert isinstance(old, cst.SimpleString)
+            args = [call.args[0].with_changes(value=_retarget(old, twin_attr)), call.args[1].with_changes(value=twin_value)]
+        else:
+            args = [call.args[0], call.args[1].with_changes(value=cst.SimpleString(f'"{twin_attr}"')),
+                    call.args[2].with_changes(value=twin_value)]
+        if isinstance(call.func, cst.Attribute):  # monkeypatch: the module may have no twin to patch
+            args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+            args.append(kwarg("raising", cst.Name("False")))
+        return cst.Expr(self._use(call.with_changes(args=args)))
+
+    def _report_patch(self, call: cst.Call) -> None:
+        func = dotted(call.func) or ""
+        if func.rsplit(".", 1)[-1] not in _PATCHERS:
+            return
+        for arg in call.args[:2]:
+            if isinstance(arg.value, cst.SimpleString) and isinstance(arg.value.evaluated_value, str):
+                attr = arg.value.evaluated_value.rsplit(".", 1)[-1]
+                if attr in self.plan.app_twins:
+                    self._say(call, f"{func}() of {attr} is not repeated for {self.plan.app_twins[attr]}; patch it "
+                                    "too, with an async counterpart")
+                    return
+
+
+# ---- pure functions on syntax ----
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
+
+
+def _block(suite: cst.BaseSuite) -> Sequence[cst.BaseStatement]:
+    return suite.body if isinstance(suite, cst.IndentedBlock) else ()
+
+
+def _inner_blocks(stmt: cst.BaseCompoundStatement) -> list[Sequence[cst.BaseStatement]]:
+    """The blocks of ``if``/``with``/``for``/``while``/``try`` (every branch)."""
+    blocks = [_block(stmt.body), *(_block(h.body) for h in getattr(stmt, "handlers", ()))]
+    for attr in ("orelse", "finalbody"):
+        other = getattr(stmt, attr, None)
+        if isinstance(other, cst.If):
+            blocks += _inner_blocks(other)
+        elif other is not None:
+            blocks.append(_block(other.body))
+    return blocks
+
+
+def _opener(fn: cst.FunctionDef) -> Optional[str]:
+    """The callee that creates the session ``fn`` yields or returns (``TestingSessionLocal``), if it makes one."""
+    handed: set[str] = set()
+    for node in m.findall(fn.body, m.Yield() | m.Return()):
+        value = node.value  # type: ignore[attr-defined]
+        if isinstance(value, cst.Call):
+            return dotted(value.func)
+        if isinstance(value, cst.Name):
+            handed.add(value.value)
+    for node in m.findall(fn.body, m.Assign(targets=[m.AssignTarget(m.Name())], value=m.Call())):
+        assert isinstance(node, cst.Assign) and isinstance(node.value, cst.Call)
+        if node.targets[0].target.value in handed:  # type: ignore[attr-defined]
+            return dotted(node.value.func)
+    for node in m.findall(fn.body, m.WithItem(item=m.Call(), asname=m.AsName(name=m.Name()))):
+        assert isinstance(node, cst.WithItem) and isinstance(node.item, cst.Call) and node.asname is not None
+        if node.asname.name.value in handed:  # type: ignore[attr-defined]
+            return dotted(node.item.func)
+    return None
+
+
+def _is_overrides_item(node: cst.BaseExpression) -> bool:
+    return m.matches(node, m.Subscript(value=m.Attribute(attr=m.Name(_OVERRIDES))))
+
+
+def _positional(call: cst.Call) -> list[cst.Arg]:
+    return [a for a in call.args if a.keyword is None and not a.star]
+
+
+def _setattr_target(call: cst.Call) -> Optional[tuple[str, str]]:
+    """``(target, attribute)`` of ``monkeypatch.setattr(mod, "Name", v)``, ``setattr(mod, "Name", v)`` and
+    ``monkeypatch.setattr("pkg.mod.Name", v)``."""
+    if not (m.matches(call.func, m.Attribute(value=m.Name(), attr=m.Name("setattr")))
+            or m.matches(call.func, m.Name("setattr"))):
+        return None
+    args = _positional(call)
+    if len(args) == 2 and isinstance(call.func, cst.Attribute) and isinstance(args[0].value, cst.SimpleString):
+        path = args[0].value.evaluated_value
+        if isinstance(path, str) and "." in path:
+            where, _, attr = path.rpartition(".")
+            return where, attr
+    if len(args) == 3 and isinstance(args[1].value, cst.SimpleString):
+        attr = args[1].value.evaluated_value
+        if isinstance(attr, str):
+            return _code(args[0].value), attr
+    return None
+
+
+def _retarget(node: cst.SimpleString, attr: str) -> cst.SimpleString:
+    """``"app.tasks.SessionLocal"`` -> ``"app.tasks.AsyncSessionLocal"`` in the same quotes."""
+    value = node.evaluated_value
+    assert isinstance(value, str)
+    return node.with_changes(value=node.prefix + node.quote + value.rpartition(".")[0] + "." + attr + node.quote)
+
+
+def run_on_source(code: str, plan: FilePlan) -> tuple[str, list[str]]:
+    """Rewrite one module's source; returns ``(new code, warnings)``."""
+    package = plan.module.rpartition(".")[0] if plan.module else None
+    context = CodemodContext(scratch={"plan": plan}, full_module_name=plan.module or None, full_package_name=package)
+    new = MigrateTestOverrides(context).transform_module(cst.parse_module(code))
+    return new.code, list(context.warnings)
