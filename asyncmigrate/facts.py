@@ -235,6 +235,12 @@ COLUMN_IN_METHODS: Final = frozenset({"in_", "not_in", "notin_"})
 #: Operators whose argument is a subquery or an EXISTS: it never adds a table to the outer FROM.
 SUBQUERY_OPERATORS: Final = COLUMN_IN_METHODS | frozenset({"any", "has", "exists"})
 
+#: Modules whose ``select`` / ``func`` / ``update`` / ``delete`` are SQLAlchemy's (an import from one of
+#: these is reused by the rewrite instead of adding another).
+SQL_CONSTRUCT_MODULES: Final = frozenset(
+    {"sqlalchemy", "sqlalchemy.sql", "sqlalchemy.sql.expression", "sqlalchemy.future", "sqlmodel"}
+)
+
 #: Callables (last name segment) whose result is an ORM entity inside ``query(...)`` / ``select(...)``.
 ENTITY_FACTORIES: Final = frozenset({"aliased", "with_polymorphic"})
 
@@ -444,6 +450,14 @@ BLOCKING_IO: Final = {
     "pandas.DataFrame.to_excel": ("ASM304", "await asyncio.to_thread(df.to_excel, ...)"),
     "pandas.DataFrame.to_csv": ("ASM304", "await asyncio.to_thread(df.to_csv, ...)"),
 }
+
+
+#: Last name components that can be a blocking call above: a cheap filter before name resolution.
+BLOCKING_CALL_NAMES: Final = frozenset(
+    {k.rsplit(".", 1)[-1] for k in BLOCKING_IO if not k.endswith(".")}
+    | {"get", "post", "put", "patch", "delete", "head", "options", "request"}  # requests.<verb>
+    | {q.rsplit(".", 1)[-1] for q in BLOCKING_SLEEP}
+)
 
 
 def blocking_io(qualname: str) -> tuple[str, str] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -79,18 +80,41 @@ def transform_file(path: str, data: bytes, plan: FilePlan, rewrites: Sequence[ty
     context = CodemodContext(scratch={"plan": plan}, filename=path, full_module_name=plan.module or None,
                              full_package_name=package)
     change = FileChange(path, data, data)
+    original = module.code
     for cls in rewrites:
         before = module
+        seen = len(context.warnings)
         # ``Codemod.transform_module``, not ``CodemodCommand``'s: scheduled imports are applied once, at the end
         module = Codemod.transform_module(cls(context), module)
         if module is not before and module.code != before.code:
             change.rewrites.append(cls.__name__)
+        if len(context.warnings) > seen and before.code != original:
+            context.warnings[seen:] = _original_lines(context.warnings[seen:], before.code, original)
     module = merge_scheduled_imports(module, context, plan.module)
     module = AddImportsVisitor(context).transform_module(module)
     module = module.visit(ParenthesizeAwaits())
     change.new = module.bytes
     change.warnings = list(context.warnings)
     return change
+
+
+_LINE_PREFIX = re.compile(r"^line (\d+): ")
+
+
+def _original_lines(warnings: Sequence[str], seen_code: str, original: str) -> list[str]:
+    """Warnings given as ``line N: ...`` of ``seen_code`` (what an earlier rewrite left), as lines of ``original``.
+
+    A rewrite reads the module the previous ones produced; its line numbers must still point into the file.
+    """
+    old, new = original.splitlines(), seen_code.splitlines()
+    where: dict[int, int] = {}
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        for k in range(j2 - j1):
+            if tag == "equal":
+                where[j1 + k + 1] = i1 + k + 1
+            else:  # a changed line points at the original it replaced; an added one at the line after it
+                where[j1 + k + 1] = min(i1 + min(k, max(i2 - i1 - 1, 0)) + 1, max(len(old), 1))
+    return [_LINE_PREFIX.sub(lambda m: f"line {where.get(int(m[1]), int(m[1]))}: ", w, count=1) for w in warnings]
 
 
 def verify(change: FileChange) -> Optional[str]:

@@ -25,6 +25,7 @@ import io
 import re
 import sys
 import tokenize
+import warnings
 from typing import Optional
 
 from ..model import (
@@ -85,6 +86,10 @@ def expr_of(node: Optional[ast.AST]) -> Expr:
         if isinstance(func, ast.Name) and func.id == "next" and node.args:
             inner = expr_of(node.args[0])
             return ("next", inner) if inner is not None else None
+        if (isinstance(func, ast.Name) and func.id == "NewType"
+                or isinstance(func, ast.Attribute) and func.attr == "NewType") and len(node.args) == 2:
+            # ``AsyncSession = NewType("AsyncSession", _AsyncSession)``: for provenance it is the type itself
+            return expr_of(node.args[1])
         base = expr_of(func)
         return ("c", base) if base is not None else None
     if isinstance(node, ast.Await):
@@ -327,6 +332,24 @@ class _Indexer(ast.NodeVisitor):
                     parts.append("<locals>")
             return ".".join(parts)
         return None
+
+    # ---- traversal: ast.NodeVisitor's order and methods, without its per-node costs ----
+    def visit(self, node: ast.AST) -> None:
+        cls = node.__class__
+        method = _DISPATCH.get((type(self), cls))
+        if method is None:
+            method = _DISPATCH[(type(self), cls)] = _dispatch_for(type(self), cls)
+        method(self, node)
+
+    def generic_visit(self, node: ast.AST) -> None:
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        self.visit(item)
+            elif isinstance(value, ast.AST):
+                self.visit(value)
 
     # ---- imports --------------------------------------------------------------
     def visit_Import(self, node: ast.Import) -> None:
@@ -657,6 +680,26 @@ class _Indexer(ast.NodeVisitor):
             self.visit(k.value)
 
 
+#: node classes with nothing below them that the index records (no calls, attributes or definitions):
+#: visiting them is a no-op unless the indexer defines a ``visit_<Class>`` method for them
+_LEAVES = (ast.Constant, ast.Name, ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop, ast.Pass,
+           ast.Break, ast.Continue, ast.Global, ast.Nonlocal)
+#: (indexer class, node class) -> the function ``visit`` calls
+_DISPATCH: dict = {}
+
+
+def _skip(self, node: ast.AST) -> None:
+    return None
+
+
+def _dispatch_for(indexer: type, cls: type):
+    method = getattr(indexer, "visit_" + cls.__name__, None)
+    # ast.NodeVisitor.visit_Constant only looks for the deprecated visit_Num/visit_Str/... methods
+    if method is not None and method is not getattr(ast.NodeVisitor, "visit_" + cls.__name__, None):
+        return method
+    return _skip if issubclass(cls, _LEAVES) else indexer.generic_visit
+
+
 def _suppressions(text: str) -> tuple[Suppression, ...]:
     if "asyncmigrate" not in text:
         return ()
@@ -676,16 +719,115 @@ def _suppressions(text: str) -> tuple[Suppression, ...]:
     return tuple(out)
 
 
+def backport_syntax(text: str) -> Optional[str]:
+    """Newer syntax rewritten for this interpreter's parser, keeping every line and most columns.
+
+    Only what the analysis can ignore: PEP 695 type parameters (``def f[T](...)``, ``class C[T]:``,
+    ``type X[T] = ...``) and PEP 758 unparenthesised ``except A, B:``.  Type-parameter lists and
+    the extra exception types are replaced by spaces (columns unchanged); ``type X = v`` becomes
+    ``X = v`` padded to the same length.  None when nothing applies or the text does not tokenize.
+    """
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return None
+    lines = text.splitlines(keepends=True)
+    edits: list[tuple[tuple[int, int], tuple[int, int], str]] = []  # (start, end, replacement) in (row, col)
+
+    def matching(i: int) -> int:
+        depth = 0
+        for j in range(i, len(tokens)):
+            if tokens[j].type == tokenize.OP and tokens[j].string in "([{":
+                depth += 1
+            elif tokens[j].type == tokenize.OP and tokens[j].string in ")]}":
+                depth -= 1
+                if depth == 0:
+                    return j
+        return -1
+
+    significant = [t for t in tokens if t.type not in (tokenize.NL, tokenize.COMMENT)]
+    tokens = significant
+    for i, tok in enumerate(tokens[:-2]):
+        nxt, third = tokens[i + 1], tokens[i + 2]
+        if tok.type == tokenize.NAME and tok.string in ("def", "class") and nxt.type == tokenize.NAME \
+                and third.string == "[":
+            j = matching(i + 2)
+            if j > 0:
+                edits.append((third.start, tokens[j].end, ""))
+        elif tok.type == tokenize.NAME and tok.string == "type" and nxt.type == tokenize.NAME \
+                and (i == 0 or tokens[i - 1].type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)) \
+                and third.string in ("=", "["):
+            end = nxt.end
+            if third.string == "[":
+                j = matching(i + 2)
+                if j < 0:
+                    continue
+                end = tokens[j].end
+            edits.append((tok.start, end, nxt.string))
+        elif tok.type == tokenize.NAME and tok.string == "except":
+            k = i + 1
+            if tokens[k].string == "*":
+                k += 1
+            depth, comma = 0, None
+            while k < len(tokens) and not (depth == 0 and tokens[k].string in (":", "as")):
+                if tokens[k].string in "([{":
+                    depth += 1
+                elif tokens[k].string in ")]}":
+                    depth -= 1
+                elif tokens[k].string == "," and depth == 0 and comma is None:
+                    comma = k
+                k += 1
+            if comma is not None and k < len(tokens) and tokens[k].string == ":":
+                edits.append((tokens[comma].start, tokens[k].start, ""))
+    if not edits:
+        return None
+    for (r1, c1), (r2, c2), repl in sorted(edits, reverse=True):
+        if r1 != r2:
+            # blank every character but keep the line breaks (type parameters over several lines)
+            first, last = lines[r1 - 1], lines[r2 - 1]
+            lines[r1 - 1] = first[:c1] + " " * (len(first.rstrip("\r\n")) - c1) + first[len(first.rstrip("\r\n")):]
+            for r in range(r1, r2 - 1):
+                body = lines[r].rstrip("\r\n")
+                lines[r] = " " * len(body) + lines[r][len(body):]
+            lines[r2 - 1] = " " * c2 + last[c2:]
+            continue
+        line = lines[r1 - 1]
+        span = c2 - c1
+        lines[r1 - 1] = line[:c1] + repl + " " * (span - len(repl)) + line[c2:]
+    return "".join(lines)
+
+
 def summarize(path: str, data: bytes, module: str, is_package: bool = False) -> FileSummary | FileError:
     """Analyse one file.  Never raises for bad input: returns a :class:`FileError` instead."""
+    with warnings.catch_warnings():
+        # the file's own warnings (invalid escape sequences...) are not the user's run's: never print
+        # them, and never let ``-W error`` turn them into a syntax error of valid code
+        warnings.simplefilter("ignore")
+        return _summarize(path, data, module, is_package)
+
+
+def _summarize(path: str, data: bytes, module: str, is_package: bool) -> FileSummary | FileError:
     digest = hashlib.sha256(data).hexdigest()
     try:
         text, encoding = decode_source(data)
     except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
         return FileError(path, "decode", f"cannot decode: {exc}")
     try:
-        tree = ast.parse(text, filename=path, type_comments=False)
-    except SyntaxError as exc:
+        try:
+            tree = ast.parse(text, filename=path, type_comments=False)
+        except SyntaxError:
+            backported = backport_syntax(text)
+            if backported is None:
+                raise
+            tree = ast.parse(backported, filename=path, type_comments=False)
+    except SyntaxError:
+        # report the error of the source as written, not of the backport
+        try:
+            ast.parse(text, filename=path, type_comments=False)
+        except SyntaxError as original:
+            exc = original
+        else:  # pragma: no cover - the backport failed where the original parses
+            exc = SyntaxError("invalid syntax")
         hint = ""
         if sys.version_info < (3, 14):
             hint = f" (parsed as Python {sys.version_info.major}.{sys.version_info.minor})"

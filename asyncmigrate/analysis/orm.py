@@ -46,6 +46,8 @@ SELECT_LAZY = frozenset({"select", True})
 #: loader option functions, by last name segment (``selectinload``, ``joinedload``, ``Load(...).selectinload``...)
 LOADER_NAMES = frozenset(q.rsplit(".", 1)[-1] for q in facts.EAGER_OPTIONS)
 JOINED_LOADER = "joinedload"
+#: statement constructors whose results are not entities (bulk DML, textual SQL)
+NON_ENTITY_STATEMENTS = frozenset({"update", "delete", "insert", "text"})
 #: annotation containers that make a relationship a collection (``Mapped[list[X]]``, ``list["X"]`` in SQLModel)
 COLLECTION_TYPES = frozenset({"list", "List", "set", "Set", "frozenset", "FrozenSet", "Collection", "Sequence",
                               "MutableSequence", "MutableSet", "Iterable", "dict", "Dict", "Mapping", "MutableMapping"})
@@ -412,8 +414,10 @@ class _StatementBuilder:
             self.opaque = True
         elif root[0] == "call":
             first = next((c for c in inside if c.func == root[1]), None)
-            if first is None or not _is_select(self.project, root[1], self.fid):
-                self.opaque = True  # ``build_query()``, ``text(...)``, ``union(...)``: not read
+            if first is not None and _is_orm_name(self.project.value(root[1], self.fid), NON_ENTITY_STATEMENTS):
+                self.entities.add(None)  # ``update(User)...``, ``text(...)``: loads no entities
+            elif first is None or not _is_select(self.project, root[1], self.fid):
+                self.opaque = True  # ``build_query()``, ``union(...)``: not read
             else:
                 entity = first.args[0] if first.args else None
                 v = self.project.value(entity, self.fid) if entity is not None else None
@@ -455,8 +459,24 @@ class _StatementBuilder:
                     self.opaque = True
                     continue
                 self.loaded.add(rel)
-                if kind == JOINED_LOADER:
+                if kind == JOINED_LOADER and self._joined_from_root(c.func):
                     self.joined.append((owner, rel))
+
+    def _joined_from_root(self, func: Expr) -> bool:
+        """Every earlier link of the loader chain is joined too: ``joinedload(A.b).joinedload(B.c)``.
+
+        After a ``selectinload``/``defaultload`` link the join happens in that link's own query, so the
+        main result needs no ``unique()`` (checked on SQLAlchemy 2.1.9).
+        """
+        while func is not None and func[0] == "a" and func[1] is not None and func[1][0] == "c":
+            func = func[1][1]  # the previous link's callee
+            if func is not None and func[0] == "a" and func[1] is not None and func[1][0] == "c":
+                if func[2] != JOINED_LOADER:
+                    return False
+                continue
+            v = self.project.value(func, self.fid)
+            return bool(_is_orm_name(v, (JOINED_LOADER, "Load")))
+        return True
 
     def build(self) -> Statement:
         return Statement(frozenset(self.entities), frozenset(self.loaded), tuple(self.joined), self.opaque)

@@ -89,6 +89,9 @@ class Project:
         self.param_sessions: dict[tuple[str, str], str] = {}  # (fid, param) -> evidence
         self._value_memo: dict[tuple, Value] = {}
         self._stack: set[tuple] = set()
+        self._qualified_memo: dict[str, Value] = {}
+        self._resolving: set[str] = set()
+        self._targets: dict[int, tuple[Value]] = {}  # id(CallSite) -> (callee value,); summaries outlive it
         self._index()
 
     # ------------------------------------------------------------------ indexing
@@ -137,7 +140,9 @@ class Project:
         """The project module for an import path, allowing a different package root."""
         if dotted in self.modules:
             return dotted
-        cands = self._by_suffix.get(dotted)
+        # ``app.database`` may be ``backend.app.database`` here; a bare ``sqlalchemy`` must never match
+        # a project's own ``polar.kit.extensions.sqlalchemy``: suffixes need two components
+        cands = self._by_suffix.get(dotted) if "." in dotted else None
         if cands and len(cands) == 1:
             return cands[0]
         # the import names more leading packages than our module names have (namespace roots)
@@ -149,7 +154,23 @@ class Project:
         return None
 
     def resolve_qualified(self, qualname: str) -> Value:
-        """A dotted qualified name (from an import) -> a project symbol or an external name."""
+        """A dotted qualified name (from an import) -> a project symbol or an external name.
+
+        Memoised; an import cycle (``a`` imports ``x`` from ``b`` and ``b`` from ``a``) resolves to None.
+        """
+        if qualname in self._qualified_memo:
+            return self._qualified_memo[qualname]
+        if qualname in self._resolving or len(self._resolving) > _MAX_DEPTH:
+            return None
+        self._resolving.add(qualname)
+        try:
+            result = self._resolve_qualified(qualname)
+        finally:
+            self._resolving.discard(qualname)
+        self._qualified_memo[qualname] = result
+        return result
+
+    def _resolve_qualified(self, qualname: str) -> Value:
         parts = qualname.split(".")
         for k in range(len(parts), 0, -1):
             mod = self.find_module(".".join(parts[:k]))
@@ -369,7 +390,7 @@ class Project:
         if kind == "afactory":
             return (ASESSION, "factory")
         if kind == "class":
-            return ("instance", target[1])
+            return self._session_subclass(target[1], "factory") or ("instance", target[1])
         if kind in ("func", "method"):
             callee = target[1] if kind == "func" else target[2]
             fn = self.functions.get(callee)
@@ -477,9 +498,23 @@ class Project:
                 return (ASESSION, "annotation")
             return None
         if t[0] == "class":
-            return ("instance", t[1])
+            return self._session_subclass(t[1], "annotation") or ("instance", t[1])
         if t[0] in (SESSION, ASESSION):  # an alias such as ``SessionDep``
             return t
+        return None
+
+    def _session_subclass(self, cid: str, evidence: str) -> Value:
+        """A project class that subclasses a SQLAlchemy (async) session is one."""
+        for c in self.mro(cid):
+            _fs, cls = self.classes[c]
+            module_fid = f"{c.split(':', 1)[0]}:{MODULE_SCOPE}"
+            for b in cls.bases:
+                bv = self.value(b, module_fid) if b is not None else None
+                if bv and bv[0] == "ext":
+                    if bv[1] in facts.SYNC_SESSION_TYPES:
+                        return (SESSION, evidence)
+                    if bv[1] in facts.ASYNC_SESSION_TYPES:
+                        return (ASESSION, evidence)
         return None
 
     def param_value(self, fid: str, p: Param) -> Value:
@@ -502,9 +537,22 @@ class Project:
         return None
 
     # ------------------------------------------------------------------ fixed point
+    def call_target(self, call: CallSite, fid: str) -> Value:
+        """The value of a call's callee, cached per call site.
+
+        What a callee *is* (a project function, a class, an external name, a factory) never depends on
+        which parameters receive sessions, so the cache survives the rounds of :meth:`solve`.
+        """
+        key = id(call)
+        hit = self._targets.get(key)
+        if hit is None:
+            hit = (self.value(call.func, fid),)
+            self._targets[key] = hit
+        return hit[0]
+
     def callee(self, call: CallSite, fid: str) -> Optional[str]:
         """The project function a call site runs (constructors run ``__init__``)."""
-        target = self.value(call.func, fid)
+        target = self.call_target(call, fid)
         if target is None:
             return None
         if target[0] == "func":
@@ -563,6 +611,7 @@ class Project:
             if not changed:
                 break
             self._value_memo.clear()
+            self._qualified_memo.clear()
 
     # ------------------------------------------------------------------ receivers
     def receiver(self, expr: Expr, fid: str) -> Value:

@@ -376,7 +376,9 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
                           f"{plan.async_dependency} not added")
         return factory
 
-    def _async_dependency(self, fn: cst.FunctionDef, source: SessionSource, factory: str, scoped: bool) -> cst.FunctionDef:
+    def _async_dependency(
+        self, fn: cst.FunctionDef, source: SessionSource, factory: str, scoped: bool
+    ) -> cst.FunctionDef:
         plan = self.plan
         session_module, session_name = session_class(plan.sqlmodel)
         self._import(session_module, session_name)

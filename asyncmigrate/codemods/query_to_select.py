@@ -16,18 +16,18 @@ reported with ``warn()``, never guessed.  Fixes: ASM110.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 import libcst as cst
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.codemod.visitors import AddImportsVisitor
-from libcst.metadata import PositionProvider
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from asyncmigrate.codemods.base import FilePlan, ScopedTransformer, awaited_then, dotted, parenthesize
 from asyncmigrate.facts import (
     COLUMN_FACTORIES, COLUMN_IN_METHODS, EAGER_OPTIONS, ENTITY_FACTORIES, JOINEDLOAD, QUERY_BUILDER_NOT_EQUIVALENT,
     QUERY_BUILDER_PREFERRED, QUERY_BUILDER_RENAMED, QUERY_BUILDER_SAME_NAME, QUERY_DML_CRITERIA, QUERY_JOINS,
-    QUERY_TERMINALS, SUBQUERY_OPERATORS,
+    QUERY_TERMINALS, SQL_CONSTRUCT_MODULES, SUBQUERY_OPERATORS,
 )
 
 BUILDERS = (QUERY_BUILDER_SAME_NAME - QUERY_BUILDER_NOT_EQUIVALENT) | frozenset(QUERY_BUILDER_RENAMED)
@@ -37,8 +37,6 @@ TERMINALS = frozenset({"all", "first", "one", "one_or_none", "scalar", "get", "c
 assert TERMINALS <= QUERY_TERMINALS
 #: Loader options that never add a JOIN to the statement (everything else may: joinedload, Load(...)...).
 NON_JOINING_LOADERS = frozenset(q.rsplit(".", 1)[1] for q in EAGER_OPTIONS - JOINEDLOAD) - {"contains_eager"}
-#: Modules whose ``select`` / ``func`` / ``update`` / ``delete`` are the SQLAlchemy ones.
-SQL_MODULES = frozenset({"sqlalchemy", "sqlalchemy.sql", "sqlalchemy.sql.expression", "sqlalchemy.future", "sqlmodel"})
 ITERATE = "<iterate>"  # pseudo-terminal: ``for x in <query>``
 ENTITY, COLUMN, UNKNOWN = "entity", "column", "unknown"
 
@@ -151,11 +149,44 @@ class Shape:
 
 @dataclass
 class Scope:
-    """What the function pass learned about one function."""
+    """One function: its local names (computed on first use: most functions never need them) and its
+    stored queries."""
 
-    local_defs: dict[str, cst.BaseExpression] = field(default_factory=dict)
-    bound: set[str] = field(default_factory=set)
+    fn: cst.FunctionDef
     tracked: dict[str, "Tracked"] = field(default_factory=dict)
+    _names: Optional[tuple[dict[str, list[cst.Assign]], set[str]]] = None
+
+    @property
+    def assigns(self) -> dict[str, list[cst.Assign]]:
+        """``name = value`` statements of the function itself (not of nested functions), by name."""
+        return self._collect()[0]
+
+    @property
+    def other(self) -> set[str]:
+        """Names bound any other way: parameters, ``for``, ``with``, imports, ``global``..."""
+        return self._collect()[1]
+
+    @property
+    def bound(self) -> set[str]:
+        return self.other | set(self.assigns)
+
+    @property
+    def local_defs(self) -> dict[str, cst.BaseExpression]:
+        return {n: a[0].value for n, a in self.assigns.items() if len(a) == 1 and n not in self.other}
+
+    def _collect(self) -> tuple[dict[str, list[cst.Assign]], set[str]]:
+        if self._names is None:
+            assigns: dict[str, list[cst.Assign]] = {}
+            other = {p.name.value for p in _params(self.fn.params)}
+            for node, depth in _walk(self.fn.body):
+                if depth:
+                    continue
+                if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+                    assigns.setdefault(node.targets[0].target.value, []).append(node)
+                else:
+                    other |= _bound_names(node)
+            self._names = assigns, other
+        return self._names
 
 
 @dataclass
@@ -170,12 +201,13 @@ class Tracked:
 class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
     DESCRIPTION = "Rewrite legacy Query chains on sync sessions into awaited select()/update()/delete() statements."
     fixes = ("ASM110",)
-    METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(self, context: CodemodContext) -> None:
         super().__init__(context)
         self._scopes: list[Scope] = []
-        self._module_bound: dict[str, Optional[str]] = {}
+        self._module: Optional[cst.Module] = None
+        self._positions: Optional[Mapping[cst.CSTNode, CodeRange]] = None
+        self._module_bound: dict[str, tuple[Optional[str], Optional[str]]] = {}  # name -> (module, imported)
         self._indent = "    "
         self._no_await = 0  # > 0 inside a lambda, or a generator expression outside its first iterable
         self._genexp_first: set[int] = set()
@@ -188,22 +220,22 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
 
     # ------------------------------------------------------------------ context
     def visit_Module(self, node: cst.Module) -> None:
-        self._indent = node.default_indent
+        self._module, self._indent = node, node.default_indent
         for stmt in node.body:
             for small in stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ():
                 if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
                     module = ("." * len(small.relative)) + (dotted(small.module) or "" if small.module else "")
                     for alias in small.names:
-                        self._module_bound[(alias.evaluated_alias or alias.evaluated_name)] = module
+                        self._module_bound[alias.evaluated_alias or alias.evaluated_name] = (module, alias.evaluated_name)
                 elif isinstance(small, cst.Import):
                     for alias in small.names:
-                        self._module_bound[(alias.evaluated_alias or alias.evaluated_name).split(".")[0]] = None
+                        self._module_bound[(alias.evaluated_alias or alias.evaluated_name).split(".")[0]] = (None, None)
                 elif isinstance(small, cst.Assign):
                     for target in small.targets:
                         if isinstance(target.target, cst.Name):
-                            self._module_bound[target.target.value] = None
+                            self._module_bound[target.target.value] = (None, None)
             if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
-                self._module_bound[stmt.name.value] = None
+                self._module_bound[stmt.name.value] = (None, None)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> Optional[bool]:
         super().visit_FunctionDef(node)
@@ -273,29 +305,20 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
         return None
 
     def _scan(self, fn: cst.FunctionDef) -> Scope:
-        """Local names, and the query variables whose every use is understood (else warn once)."""
-        scope = Scope()
-        assigns: dict[str, list[cst.Assign]] = {}
-        other: set[str] = {p.name.value for p in _params(fn.params)}
-        for node, depth in _walk(fn.body):
-            if depth:
-                continue
-            if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
-                assigns.setdefault(node.targets[0].target.value, []).append(node)
-            else:
-                other.update(_bound_names(node))
-        scope.bound = other | set(assigns)
-        scope.local_defs = {n: a[0].value for n, a in assigns.items() if len(a) == 1 and n not in other}
-        self._scopes.append(scope)  # so _shape() sees local_defs while scanning
+        """The stored queries whose every use is understood; the others are reported once, here."""
+        scope = Scope(fn)
+        if not self.plan.sessions.get(self.function_scope):
+            return scope  # nothing to track: skip the walk
+        self._scopes.append(scope)  # _shape() reads local_defs while scanning
         try:
-            for name, nodes in assigns.items():
+            for name, nodes in scope.assigns.items():
                 origins = [a for a in nodes if self._origin(a.value)]
                 if origins:
-                    tracked, problem = self._track(fn, name, nodes, origins, other)
-                    if tracked is not None:
+                    tracked = self._track(fn, name, nodes, origins, scope.other)
+                    if isinstance(tracked, Tracked):
                         scope.tracked[name] = tracked
                     else:
-                        self._warn(problem[0], problem[1])
+                        self._warn(*tracked)
         finally:
             self._scopes.pop()
         return scope
@@ -305,26 +328,34 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
         receiver = self._session(base, steps[0] if steps else None)
         return receiver if receiver and first_non_builder(steps[1:]) is None else None
 
-    def _track(self, fn, name, nodes, origins, other) -> tuple[Optional[Tracked], tuple[cst.CSTNode, str]]:
+    def _track(self, fn: cst.FunctionDef, name: str, nodes: list[cst.Assign], origins: list[cst.Assign],
+               other: set[str]) -> Tracked | tuple[cst.CSTNode, str]:
+        """``name``'s stored query, or where and why one of its uses is not understood."""
         what = f"`{name}` holds a Query that"
-        if len(origins) > 1 or name in other:
-            return None, (origins[-1], f"{what} is bound more than once; its uses are left unchanged")
-        base, steps = unwind(origins[0].value)
-        tracked = Tracked(dotted(base) or "", steps[0].call, steps[1:])
+        if name in other:
+            return origins[-1], f"{what} is bound more than once; its uses are left unchanged"
+        chains = [unwind(a.value) for a in origins]
+        tracked = Tracked(dotted(chains[0][0]) or "", chains[0][1][0].call, [s for _, st in chains for s in st[1:]])
+        # ``if x: q = db.query(M).filter(a) else: q = db.query(M).filter_by(b)`` is one statement shape
+        selects = {(dotted(base), tuple(_code(e) for e in self._shape(st[0].call, st[1:]).elements))
+                   for base, st in chains}
+        if len(selects) > 1:
+            return origins[-1], f"{what} is assigned from queries that differ in session or columns; its uses are " \
+                                "left unchanged"
         for assign in nodes:
-            if assign is origins[0]:
+            if any(assign is origin for origin in origins):
                 continue
             vbase, vsteps = unwind(assign.value)
             if not (isinstance(vbase, cst.Name) and vbase.value == name and first_non_builder(vsteps) is None):
-                return None, (assign, f"{what} is reassigned to something else; its uses are left unchanged")
+                return assign, f"{what} is reassigned to something else; its uses are left unchanged"
             if any(s.name in ("with_entities", "add_columns") for s in vsteps):
-                return None, (assign, f"{what} changes its columns conditionally; its uses are left unchanged")
+                return assign, f"{what} changes its columns conditionally; its uses are left unchanged"
             tracked.steps.extend(vsteps)
         for node, stack in _uses(fn.body, name):
             problem = self._use_problem(tracked, name, node, stack)
             if problem:
-                return None, (node, f"{what} {problem}; its uses are left unchanged")
-        return tracked, (fn, "")
+                return node, f"{what} {problem}; its uses are left unchanged"
+        return tracked
 
     def _use_problem(self, tracked: Tracked, name: str, node: cst.Name, stack: list[cst.CSTNode]) -> Optional[str]:
         """Why this use of a stored query is not one we rewrite (so none of its uses is), or None."""
@@ -420,10 +451,10 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
 
     def _problem(self, shape: Shape, terminal: str, call: Optional[cst.Call]) -> Optional[str]:
         """Why this terminal cannot be rewritten faithfully, or None."""
-        first = cst.Module([]).code_for_node(shape.elements[0]) if shape.elements else "?"
         if terminal == "scalar" and _is_exists_query(shape):
             return None
         if terminal in ("all", "first", "one", "one_or_none", ITERATE) and shape.kind == UNKNOWN:
+            first = _code(shape.elements[0]) if shape.elements else "?"
             return f"selects `{first}`: cannot tell a mapped class from a column, so the result shape is unknown"
         if terminal in ("all", "one", "one_or_none", "scalar", ITERATE) and shape.unique is None:
             return "joins tables around an expression that may be an entity: cannot tell whether rows were de-duplicated"
@@ -492,17 +523,17 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
             if problem:
                 self._warn(original, f"the Query {problem}; left unchanged")
                 return updated
-            if not self._await_ok(original) or not self._imports_ok(original, chain.needs_select):
+            local = self._await_ok(original) and self._imports(original, chain.needs_select)
+            if not local:
                 return updated
             layout = Layout.of([s.call.func.dot for s in chain.steps], self._indent, terminal=False)
-            stmt = self._select(chain, len(chain.steps))
+            stmt = self._select(chain, len(chain.steps), local)
             return self._read(cst.parse_expression(chain.receiver), stmt, shape, ITERATE, layout)
         if chain.tracked is not None:
-            return self._select(chain, len(chain.steps))  # a refinement or a subquery: _track checked both
+            return self._select(chain, len(chain.steps), {})  # a refinement or a subquery: _track checked both
         if oid in self._in_ctx or (scope is not None and self._assign_ctx.get(oid) in scope.tracked):
-            if not self._imports_ok(original, chain.needs_select):
-                return updated
-            return self._select(chain, len(chain.steps))
+            local = self._imports(original, chain.needs_select)
+            return updated if local is None else self._select(chain, len(chain.steps), local)
         if scope is None or oid not in self._assign_ctx:  # else _scan reported the variable
             self._warn(original, "the Query is used as a value (returned, passed on or stored) and not executed "
                                  "here; left unchanged")
@@ -513,14 +544,15 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
         name = terminal.name
         needs = {"get": [], "count": ["func", "select"], "update": ["update"], "delete": ["delete"]}.get(
             name, chain.needs_select)
-        if not self._imports_ok(original, needs):
+        local = self._imports(original, needs)
+        if local is None:
             return updated
         layout = Layout.of([s.call.func.dot for s in chain.steps[: k + 1]], self._indent, terminal=True)
         receiver = cst.parse_expression(chain.receiver)
         if name == "exists":
-            return terminal.call.with_changes(func=terminal.call.func.with_changes(value=self._select(chain, k)))
+            return terminal.call.with_changes(func=terminal.call.func.with_changes(value=self._select(chain, k, local)))
         if name in ("all", "first", "one", "one_or_none") or (name == "scalar" and not _is_exists_query(shape)):
-            stmt = self._select(chain, k)
+            stmt = self._select(chain, k, local)
             if name == "first":  # Query.first() emits LIMIT 1; Result.first() does not (§2)
                 stmt = layout.method(stmt, "limit", [cst.Arg(cst.Integer("1"))])
             return _keep_parens(updated, self._read(receiver, stmt, shape, name, layout))
@@ -531,13 +563,13 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
                 args.append(cst.Arg(cst.List(options), keyword=cst.Name("options"), equal=_EQ))
             result: cst.BaseExpression = cst.Await(cst.Call(cst.Attribute(receiver, cst.Name("get")), args))
         elif name == "count":  # exact in every §2 case, joins and distinct included
-            counted = cst.parse_expression("select(func.count()).select_from")
-            inner = layout.call(counted, layout.method(self._select(chain, k), "subquery"))
+            counted = cst.parse_expression(f"{local['select']}({local['func']}.count()).select_from")
+            inner = layout.call(counted, layout.method(self._select(chain, k, local), "subquery"))
             result = cst.Await(cst.Call(cst.Attribute(receiver, cst.Name("scalar")), [cst.Arg(inner)]))
         elif name == "scalar":  # an EXISTS gives exactly one row: db.scalar() is exact
-            result = cst.Await(layout.call(cst.Attribute(receiver, cst.Name("scalar")), self._select(chain, k)))
+            result = cst.Await(layout.call(cst.Attribute(receiver, cst.Name("scalar")), self._select(chain, k, local)))
         else:  # bulk update / delete
-            dml = self._select(chain, k, head=name)
+            dml = self._select(chain, k, {"select": local[name]})
             values, sync = _dml_arguments(terminal.call, name)
             if name == "update":  # keep the user's line breaks (and trailing comma) around the values
                 args = [_closing_like(cst.Arg(values), terminal.call.args[-1])] if values is not None else []
@@ -551,9 +583,13 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
             result = cst.Attribute(parenthesize(result), cst.Name("rowcount"))
         return _keep_parens(updated, result, needs_parens=id(original) in self._paren_ctx)
 
-    def _select(self, chain: "Chain", k: int, head: str = "select") -> cst.BaseExpression:
-        """``select(<query args>)`` (or the stored statement) and the first ``k`` builders, renamed for Select."""
-        stmt = chain.new_root.with_changes(func=cst.Name(head)) if chain.new_root is not None else chain.new_base
+    def _select(self, chain: "Chain", k: int, local: Mapping[str, str]) -> cst.BaseExpression:
+        """``select(<query args>)`` (or the stored statement) and the first ``k`` builders, renamed for Select.
+        ``local["select"]`` is what ``select`` (or ``update`` / ``delete``) is called here."""
+        if chain.new_root is not None:
+            stmt: cst.BaseExpression = chain.new_root.with_changes(func=cst.Name(local["select"]))
+        else:
+            stmt = chain.new_base
         for step in chain.new_steps[:k]:
             attr = step.call.func.attr.with_changes(value=RENAMES.get(step.name, step.name))
             stmt = step.call.with_changes(func=step.call.func.with_changes(value=stmt, attr=attr))
@@ -589,24 +625,45 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
         return True
 
     def _warn(self, node: cst.CSTNode, message: str) -> None:
-        try:
-            line: object = self.get_metadata(PositionProvider, node).start.line
-        except KeyError:
-            line = "?"
-        self.warn(f"ASM110 line {line}: {message}")
+        if self._positions is None and self._module is not None:
+            # Resolved on the first warning only; most files have none.  No copy: the nodes stay the
+            # ones being visited.
+            self._positions = MetadataWrapper(self._module, unsafe_skip_copy=True).resolve(PositionProvider)
+        position = (self._positions or {}).get(node)
+        self.warn(f"ASM110 line {position.start.line if position else '?'}: {message}")
 
-    def _imports_ok(self, node: cst.CSTNode, names: Sequence[str]) -> bool:
-        """Schedule ``from sqlalchemy import <names>``, unless a name already means something else here."""
+    def _imports(self, node: cst.CSTNode, names: Sequence[str]) -> Optional[dict[str, str]]:
+        """The local name of each SQLAlchemy callable the rewrite needs, importing it when missing.
+
+        An existing SQLAlchemy import is reused.  When the name means something else here (a service
+        module's own ``def delete``, a parameter called ``update``), it is imported as ``sa_<name>``.
+        """
+        local: dict[str, str] = {}
         for name in names:
-            shadowed = any(name in s.bound for s in self._scopes)
-            if shadowed or self._module_bound.get(name, "sqlalchemy") not in SQL_MODULES:
-                self._warn(node, f"`{name}` already names something else here; the Query is left unchanged")
-                return False
-        for name in names:
-            if name not in self._module_bound:
+            found = self._local_name(name)
+            if found is None:
+                self._warn(node, f"`{name}` and `sa_{name}` already name something else here; the Query is "
+                                 "left unchanged")
+                return None
+            local[name] = found
+        for name, as_name in local.items():
+            if as_name not in self._module_bound:
                 source = "sqlmodel" if name == "select" and self.plan.sqlmodel else "sqlalchemy"
-                AddImportsVisitor.add_needed_import(self.context, source, name)
-        return True
+                AddImportsVisitor.add_needed_import(self.context, source, name, None if as_name == name else as_name)
+        return local
+
+    def _local_name(self, name: str) -> Optional[str]:
+        def free(candidate: str) -> bool:
+            return not any(candidate in s.bound for s in self._scopes)
+
+        imported = [n for n, (module, obj) in self._module_bound.items() if obj == name and module in SQL_CONSTRUCT_MODULES]
+        for candidate in sorted(imported, key=lambda n: n != name):
+            if free(candidate):
+                return candidate
+        for candidate in (name, f"sa_{name}"):
+            if candidate not in self._module_bound and free(candidate):
+                return candidate
+        return None
 
 
 @dataclass(frozen=True)
@@ -630,6 +687,10 @@ class Chain:
             return codemod._tracked_shape(self.tracked, self.steps[:k])
         assert self.root is not None
         return codemod._shape(self.root, self.steps[:k])
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
 
 
 def _is_exists_query(shape: Shape) -> bool:

@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
+from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 
 from asyncmigrate import facts
@@ -38,7 +39,7 @@ from asyncmigrate.codemods._database.dependency import async_twin, canonical_bod
 from asyncmigrate.codemods._database.factory import session_class
 from asyncmigrate.codemods._database.names import twin_name
 from asyncmigrate.codemods._database.syntax import (
-    assignment, bound_names, import_source, is_generator, kwarg, pad_blank_lines,
+    assignment, bound_names, import_source, is_generator, kwarg,
 )
 from asyncmigrate.codemods.base import FilePlan, ScopedTransformer, dotted, replace_last_name
 
@@ -55,6 +56,11 @@ class _Scope:
     defs: dict[str, cst.FunctionDef]
     module_level: bool
     taken: set[str] = field(default_factory=set)
+    #: every name the enclosing function uses: a twin defined in it must not shadow one (``session``)
+    used: frozenset[str] = frozenset()
+
+    def session_var(self) -> str:
+        return "async_session" if "session" in self.used else "session"
 
 
 class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
@@ -81,7 +87,7 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
         self._module = node
         self._bound = bound_names(node)
         self._factories, self._engines = self._module_twins(node)
-        self._scan(node.body, [])
+        self._scan(node.body, [], frozenset(self._bound))
         for call in m.findall(node, m.Call()):
             assert isinstance(call, cst.Call)
             self._report_patch(call)
@@ -94,7 +100,7 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
             return self._replace[key]
         before, after = self._before.get(key), self._after.get(key)
         if before:
-            result = pad_blank_lines(result, self._pad.get(key, 1))
+            result = _pad(result, self._pad.get(key, 1))
         if before or after:
             return cst.FlattenSentinel([*(before or []), result, *(after or [])])
         return result
@@ -102,7 +108,14 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
     # ---- helpers ----
 
     def _qnames(self, node: cst.CSTNode) -> set[str]:
-        return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set())}
+        """Qualified names of ``node``; a name an earlier rewrite uses but has only scheduled the import of
+        (``async_sessionmaker``, ``create_async_engine``) counts as imported."""
+        names = {q.name for q in self.get_metadata(QualifiedNameProvider, node, set())}
+        if isinstance(node, cst.Name) and node.value not in self._bound:
+            for item in self.context.scratch.get(AddImportsVisitor.CONTEXT_KEY, []):
+                if (item.alias or item.obj_name) == node.value and not item.relative:
+                    names.add(f"{item.module_name}.{item.obj_name}")
+        return names
 
     def _say(self, node: cst.CSTNode, message: str) -> None:
         self.warn(f"line {self.get_metadata(PositionProvider, node).start.line}: {message}")
@@ -164,21 +177,23 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
 
     # ---- scanning ----
 
-    def _scan(self, body: Sequence[cst.BaseStatement], scopes: list[_Scope]) -> None:
+    def _scan(self, body: Sequence[cst.BaseStatement], scopes: list[_Scope], used: frozenset[str]) -> None:
         defs = {s.name.value: s for s in body if isinstance(s, cst.FunctionDef)}
-        scope = _Scope(defs, module_level=not scopes, taken=set(defs) | (set(self._bound) if not scopes else set()))
+        scope = _Scope(defs, module_level=not scopes, taken=set(defs) | (set(self._bound) if not scopes else set()),
+                       used=used)
         scopes = [*scopes, scope]
         present = {sig for stmt in body for sig in self._signatures(stmt)}
         for stmt in body:
             if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1:
                 self._statement(stmt, stmt.body[0], scopes, present)
             elif isinstance(stmt, cst.FunctionDef):
-                self._scan(_block(stmt.body), scopes)
+                names = frozenset(n.value for n in m.findall(stmt, m.Name()) if isinstance(n, cst.Name))
+                self._scan(_block(stmt.body), scopes, names)
             elif isinstance(stmt, cst.ClassDef):
-                self._scan(_block(stmt.body), scopes[:1])
+                self._scan(_block(stmt.body), scopes[:1], used)
             elif isinstance(stmt, cst.BaseCompoundStatement):
                 for inner in _inner_blocks(stmt):
-                    self._scan(inner, scopes)
+                    self._scan(inner, scopes, used)
 
     def _signatures(self, stmt: cst.BaseStatement) -> set[tuple[str, ...]]:
         """What a statement already overrides or patches: ("override", key) / ("setattr", target, attr)."""
@@ -214,7 +229,9 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
                 self._override_dict(stmt, small.value, scopes, present)
         elif isinstance(small, cst.Del) and _is_overrides_item(small.target):
             assert isinstance(small.target, cst.Subscript)
-            twin = self._pop_twin(small.target.value, small.target.slice[0].slice, present)
+            index = small.target.slice[0].slice
+            if isinstance(index, cst.Index):
+                twin = self._pop_twin(small.target.value, index.value, present)
         elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
             call = small.value
             func = call.func
@@ -285,16 +302,23 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
                 return cst.Name(self._factories[value.value])
         if isinstance(value, cst.Lambda) and not value.params.params:
             scope = scopes[-1]
-            name = twin_name(f"override_{dotted(key).rsplit('.', 1)[-1]}", self.plan.app_twins)  # type: ignore[union-attr]
+            key_name = (dotted(key) or "").rsplit(".", 1)[-1]
+            name = twin_name(f"override_{key_name}", self.plan.app_twins)
             if name not in scope.taken:
                 factory = self._sole_factory(value, f"the lambda overriding {dotted(key)}")
                 if factory is None:
                     return None
+                self._say(value, f"the lambda overriding {dotted(key)} hands out a session; {name} opens its own "
+                                 f"from {factory}, so the app's async code does not share that session or its "
+                                 "transaction")
                 scope.taken.add(name)
                 fn = cst.FunctionDef(name=cst.Name(name), params=cst.Parameters(), body=cst.IndentedBlock([]))
-                made = self._twin_def(fn, name, canonical_body(factory, self._scoped(factory)), scope)
+                body = canonical_body(factory, self._scoped(factory), scope.session_var())
+                made = self._twin_def(fn, name, body, scope)
                 self._before.setdefault(id(stmt), []).append(made)
                 self._pad[id(stmt)] = 2 if scope.module_level else 1
+                if not scope.module_level:
+                    self._before[id(stmt)][-1] = made.with_changes(leading_lines=[])
             return cst.Name(name)
         twin_key = self.plan.app_twins.get((dotted(key) or "").rsplit(".", 1)[-1])
         self._say(value, f"{dotted(key)} is overridden with {_code(value)!r}, which has no async twin here; "
@@ -314,7 +338,7 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
             if unsupported is not None:
                 self._say(unsupported, f"{fn.name.value}() does more with the session than opening, committing and "
                                        f"closing it; {name} only opens and closes one")
-            body = body or canonical_body(factory, self._scoped(factory))
+            body = body or canonical_body(factory, self._scoped(factory), scope.session_var())
         else:
             opener = _opener(fn)
             if opener is not None:
@@ -326,7 +350,7 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
                 return None
             self._say(fn, f"{fn.name.value}() hands out a session it does not open; {name} opens its own from "
                           f"{factory}, so the app's async code does not share that session or its transaction")
-            body = canonical_body(factory, self._scoped(factory))
+            body = canonical_body(factory, self._scoped(factory), scope.session_var())
         self._twins[id(fn)] = name
         scope.taken.add(name)
         self._after.setdefault(id(fn), []).append(self._twin_def(fn, name, body, scope))
@@ -338,7 +362,7 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
         self.add_needed_import(session_module, session_name)
         self.add_needed_import("collections.abc", "AsyncIterator")
         twin = async_twin(fn, name, [self._use(s) for s in body], session_name).with_changes(decorators=[])
-        return twin if scope.module_level else twin.with_changes(leading_lines=[cst.EmptyLine()])
+        return twin if scope.module_level else twin.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
 
     def _scoped(self, factory: str) -> bool:
         return factory in self._scoped_factories
@@ -379,7 +403,8 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
         if string_form:
             old = call.args[0].value
             assert isinstance(old, cst.SimpleString)
-            args = [call.args[0].with_changes(value=_retarget(old, twin_attr)), call.args[1].with_changes(value=twin_value)]
+            args = [call.args[0].with_changes(value=_retarget(old, twin_attr)),
+                    call.args[1].with_changes(value=twin_value)]
         else:
             args = [call.args[0], call.args[1].with_changes(value=cst.SimpleString(f'"{twin_attr}"')),
                     call.args[2].with_changes(value=twin_value)]
@@ -442,6 +467,13 @@ def _opener(fn: cst.FunctionDef) -> Optional[str]:
         if node.asname.name.value in handed:  # type: ignore[attr-defined]
             return dotted(node.item.func)
     return None
+
+
+def _pad(stmt: cst.BaseStatement, count: int) -> cst.BaseStatement:
+    """``stmt`` with at least ``count`` blank lines before it (unindented, so no trailing whitespace)."""
+    lines = list(stmt.leading_lines)
+    blank = next((i for i, line in enumerate(lines) if line.comment is not None), len(lines))
+    return stmt.with_changes(leading_lines=[cst.EmptyLine(indent=False)] * max(0, count - blank) + lines)
 
 
 def _is_overrides_item(node: cst.BaseExpression) -> bool:

@@ -89,7 +89,9 @@ def async_coroutine_call(ctx: FunctionContext, call: CallSite) -> Optional[tuple
     method, recv = func[2], func[1]
     if method in facts.ASYNC_SESSION_COROUTINES:
         evidence = async_session(ctx, recv, method)
-        if evidence is not None:
+        # a name alone does not say a *sync* def holds an AsyncSession: ``def work(session): session.commit()``
+        # handed to ``await db.run_sync(work)`` gets a sync Session
+        if evidence is not None and (evidence != "name-only" or ctx.fn.summary.is_async):
             return "AsyncSession", evidence
     if method in facts.ASYNC_ENGINE_COROUTINES and is_async_engine(ctx, recv):
         return "AsyncEngine", "factory"

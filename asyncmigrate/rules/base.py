@@ -92,7 +92,7 @@ class FunctionContext:
         return self.project.receiver(func[1], self.fid)
 
     def resolve(self, call: CallSite):
-        return self.project.value(call.func, self.fid)
+        return self.project.call_target(call, self.fid)
 
     def qualified_name(self, call: CallSite) -> Optional[str]:
         v = self.resolve(call)

@@ -24,6 +24,9 @@ class _BlockingIO(Rule):
 
     def check(self, ctx: FunctionContext) -> Iterator[Hit]:
         for call in ctx.fn.summary.calls:
+            func = call.func
+            if func is None or func[-1] not in facts.BLOCKING_CALL_NAMES:
+                continue  # cheap: resolve only calls whose last name can be a blocking call
             qn = ctx.qualified_name(call)
             if qn is None:
                 continue

@@ -58,7 +58,9 @@ class UnawaitedAsyncCall(Rule):
         result (``user = db.get(User, 1); user.name``), or a coroutine ``return``-ing it
         from an ``async def``.  A coroutine handed to another call (``asyncio.gather``,
         ``create_task``, ``wait_for``...), kept in a name that is awaited later, or
-        returned by a plain ``def`` (whose caller awaits it) is not reported.
+        returned by a plain ``def`` (whose caller awaits it) is not reported, nor is a
+        receiver known only by its name (``session``) inside a plain ``def``: such a
+        function is often a ``run_sync`` callback, which gets a sync ``Session``.
 
     Why it matters:
         On ``AsyncSession`` these methods are coroutines.  Calling one without
@@ -128,7 +130,7 @@ def commit_later(db: AsyncSession):
 
     def check(self, ctx: FunctionContext) -> Iterator[Hit]:
         for call in ctx.fn.summary.calls:
-            if call.awaited or call.in_lambda:
+            if call.awaited:
                 continue
             target = async_coroutine_call(ctx, call)
             if target is None:

@@ -39,6 +39,10 @@ _ASYNC_FACTORIES = frozenset(q for q in facts.ASYNC_SESSIONMAKERS if "scoped" no
 _ASYNC_SESSION_CLASSES = frozenset(q for q in facts.ASYNC_SESSION_TYPES if "scoped" not in q)
 _SYNC_FACTORIES = frozenset(q for q in facts.SYNC_SESSIONMAKERS if "scoped" not in q)
 _EXPIRE = "expire_on_commit"
+#: session coroutines that load entities into the identity map
+_LOADING_METHODS = frozenset({"get", "get_one", "scalar", "scalars", "execute"})
+#: session methods after which an object loaded earlier no longer has its relationships in memory
+_FORGETTING = frozenset({"expire", "expire_all", "expunge", "expunge_all", "rollback", "close", "reset", "invalidate"})
 
 
 def _flow(ctx: FunctionContext) -> FunctionFlow:
@@ -78,10 +82,11 @@ class LazyRelationshipAfterAsyncQuery(Rule):
         when the statement is built out of sight (a helper, a module constant,
         ``.options(*LOADS)``), when the selected entity is not one mapped class of the
         project, when the object goes through another function, when ``refresh`` is
-        given attribute names for it, and when the read runs inside ``run_sync``.  It
-        does not follow branches (the assignment closest above the read counts), nor
-        the identity map (an object already loaded with its relationship earlier in the
-        same session).
+        given attribute names for it, when the read runs inside ``run_sync``, and when an
+        earlier query in the function, on the same session, loaded that relationship for
+        that class (the identity map then returns the loaded object) with no ``expire``,
+        ``expunge`` or ``rollback`` in between.  It does not follow branches: the
+        assignment closest above the read counts.
 
     Why it matters:
         A lazy load is I/O, and ``AsyncSession`` cannot do I/O behind an attribute
@@ -193,13 +198,32 @@ async def emails(db: AsyncSession, user_id: int) -> list[str]:
             if st.opaque or cid is None or attr in st.loaded:
                 continue
             rel = orm.relationship(cid, attr)
-            if rel is None or not rel.lazy_select:
+            if rel is None or not rel.lazy_select or self._in_identity_map(ctx, loaded.call, cid, attr):
                 continue
             reported.add((id(b), attr))
             session = loaded.call.func[1]
             yield Hit(span, {"read": f"{name}.{attr}", "relationship": f"{_class_name(rel.cls)}.{attr}",
                              "call": f"{receiver_text(session)}.{loaded.call.func[2]}()"},
                       async_session(ctx, session) or "", f"{name}.{attr}")
+
+    @staticmethod
+    def _in_identity_map(ctx: FunctionContext, call: CallSite, cid: str, attr: str) -> bool:
+        """An earlier query on the same session loaded ``cid.attr`` (or may have): the identity map hands
+        the already-loaded object back, unless the session expired or dropped objects in between."""
+        session = call.func[1]
+        earlier = [c for c in ctx.fn.summary.calls if c.awaited and c.func and c.func[0] == "a"
+                   and c.func[1] == session and c.func[2] in _LOADING_METHODS
+                   and (c.span.line, c.span.column) < (call.span.line, call.span.column)]
+        for c in earlier:
+            st = _statement(ctx, c)
+            if not (st.opaque or (cid in st.entities and attr in st.loaded)):
+                continue
+            forgotten = any(f.func and f.func[0] == "a" and f.func[1] == session and f.func[2] in _FORGETTING
+                            and (c.span.line, c.span.column) < (f.span.line, f.span.column)
+                            < (call.span.line, call.span.column) for f in ctx.fn.summary.calls)
+            if not forgotten:
+                return True
+        return False
 
     @staticmethod
     def _refreshed(calls) -> set[str]:

@@ -88,6 +88,9 @@ def cli_retry():
 
     def check(self, ctx: FunctionContext) -> Iterator[Hit]:
         for call in ctx.fn.summary.calls:
+            func = call.func
+            if func is None or func[-1] not in facts.BLOCKING_CALL_NAMES:
+                continue  # cheap: resolve only calls whose last name can be a blocking call
             qn = ctx.qualified_name(call)
             if qn in facts.BLOCKING_SLEEP:
                 yield Hit(call.span, {"call": call.snippet or "time.sleep()"}, "", call.snippet)

@@ -221,3 +221,47 @@ async def route(db = Depends(get_db)):
     assert all(f.severity == "debt" for f in after)
     key = lambda f: (f.code, f.span.line)  # noqa: E731
     assert sorted(map(key, before)) == sorted(map(key, after))
+
+
+def test_a_project_module_named_like_a_library_does_not_shadow_it():
+    """polar has ``polar/kit/extensions/sqlalchemy``: ``from sqlalchemy.orm import Session`` is still SQLAlchemy."""
+    fs = findings({
+        "proj/__init__.py": "",
+        "proj/ext/__init__.py": "",
+        "proj/ext/sqlalchemy.py": "def helper(): pass\n",
+        "proj/repo.py": """
+            from typing import NewType
+            from sqlalchemy.ext.asyncio import AsyncSession as _AsyncSession
+            AsyncReadSession = NewType("AsyncReadSession", _AsyncSession)
+            AsyncSession = NewType("AsyncSession", AsyncReadSession)
+
+            async def save(session: AsyncSession, obj):
+                session.add(obj)
+                session.expunge_all()
+                await session.commit()
+        """,
+    })
+    assert fs == []
+
+
+def test_newer_syntax_is_backported_for_analysis():
+    """PEP 695 / PEP 758 syntax (3.12+/3.14) still gets analysed on an older interpreter."""
+    fs = findings({
+        "db.py": DB,
+        "repo.py": """
+            from sqlalchemy.orm import Session
+
+            type Rows[T] = list[T]
+
+            class Repo[M]:
+                def __init__(self, db: Session):
+                    self.db = db
+
+                async def first[K](self, key: K):
+                    try:
+                        return self.db.query(M).first()
+                    except ValueError, KeyError:
+                        return None
+        """,
+    }, codes=("ASM110",))
+    assert [(f.path, f.line, f.evidence) for f in fs] == [("repo.py", 12, "self-attribute")]

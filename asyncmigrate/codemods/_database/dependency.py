@@ -62,12 +62,12 @@ def session_source(fn: cst.FunctionDef, factories: set[str], engine: Optional[st
     return None
 
 
-def canonical_body(factory: str, scoped: bool) -> Sequence[cst.BaseStatement]:
+def canonical_body(factory: str, scoped: bool, var: str = "session") -> Sequence[cst.BaseStatement]:
     """Open a session from the async ``factory``, yield it, close it (``remove()`` it when scoped)."""
     if scoped:
-        template = f"session = {factory}()\ntry:\n    yield session\nfinally:\n    await {factory}.remove()\n"
+        template = f"{var} = {factory}()\ntry:\n    yield {var}\nfinally:\n    await {factory}.remove()\n"
     else:
-        template = f"async with {factory}() as session:\n    yield session\n"
+        template = f"async with {factory}() as {var}:\n    yield {var}\n"
     return cst.parse_module(template).body
 
 

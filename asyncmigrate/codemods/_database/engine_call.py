@@ -140,6 +140,9 @@ class AsyncEngineCall:
         known_driver: Optional[str] = None  # only when the value is certain, not a default that may be overridden
         for literal_url in self._url_literals(value):
             mapped = facts.async_url(literal_url)
+            if known is None and self._shares_memory(literal_url):
+                self._say(call, "in-memory SQLite (the URL's default): the async engine would open its own, "
+                                "empty database; give both engines a shared database by hand")
             if mapped:
                 found = self._note_driver(mapped)
                 known_driver = found if known is not None else None
