@@ -46,10 +46,13 @@ class FileChange:
     warnings: list[str] = field(default_factory=list)
 
     def diff(self) -> str:
-        a = self.old.decode("utf-8", "replace").splitlines(keepends=True)
-        b = self.new.decode("utf-8", "replace").splitlines(keepends=True)
-        lines = list(difflib.unified_diff(a, b, f"a/{self.path}", f"b/{self.path}"))
-        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+        return unified_diff(self.old.decode("utf-8", "replace"), self.new.decode("utf-8", "replace"), self.path)
+
+
+def unified_diff(old: str, new: str, path: str) -> str:
+    """A ``git diff``-style patch that ``patch -p1`` applies, including files without a final newline."""
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}", f"b/{path}")
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 @dataclass
@@ -219,7 +222,9 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
         try:
             from .codemods.requirements import update_requirements
 
-            result.requirements = update_requirements(root, _drivers(root, plan)) if result.changes else {}
+            notes: list[str] = []
+            result.requirements = update_requirements(root, _drivers(root, plan), warnings=notes) if result.changes else {}
+            result.warnings += [(str(root), note) for note in notes]
         except Exception as exc:  # noqa: BLE001
             result.errors.append((str(root), f"cannot update requirements: {type(exc).__name__}: {exc}"))
     return result
@@ -233,11 +238,7 @@ def write_changes(result: FixResult, root: Path) -> None:
 
 
 def requirement_diffs(result: FixResult) -> str:
-    out = []
-    for path, (old, new) in result.requirements.items():
-        rel = os.path.relpath(path)
-        out += difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{rel}", f"b/{rel}")
-    return "".join(out)
+    return "".join(unified_diff(old, new, os.path.relpath(path)) for path, (old, new) in result.requirements.items())
 
 
 def summary_lines(result: FixResult) -> list[str]:

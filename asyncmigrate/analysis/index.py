@@ -12,8 +12,10 @@ SARIF and libcst.
 
 What is recorded is deliberately small: imports, definitions, parameters
 with their annotations and ``Depends(...)`` targets, local assignments (the
-provenance of each name), ``self.x = ...`` assignments, returned values and
-every call with its callee expression.  The project pass
+provenance of each name; inside functions also as positioned ``Binding``s,
+``for`` targets and comprehension variables included), ``self.x = ...``
+assignments, returned values and every call with its callee expression, its
+literal keyword arguments and whether its statement drops or returns it.  The project pass
 (``analysis/project.py``) resolves all of it across modules.
 """
 

@@ -57,17 +57,56 @@ def requirement_specs(drivers: set[str], warnings: Optional[list[str]] = None) -
     return sorted(specs.items())
 
 
-def _with_asyncio_extra(requirement: str) -> Optional[str]:
-    """``sqlalchemy>=2.0`` -> ``sqlalchemy[asyncio]>=2.0``; None when already there or not a sqlalchemy line."""
+_SPEC = re.compile(r"(===|==|<=|<|~=|>=|>|!=)\s*([0-9][0-9A-Za-z.*+!-]*)")
+
+
+def _excludes_2_0(spec: str) -> bool:
+    """True when a version specifier cannot select SQLAlchemy 2.x (``==1.3.19``, ``<2.0``, ``~=1.4``).
+
+    The rewritten code needs 2.0: ``async_sessionmaker`` does not exist in 1.4 (SQLALCHEMY_ASYNC.md §3).
+    """
+    for op, version in _SPEC.findall(spec):
+        try:
+            major_minor = tuple(int(p) for p in version.replace("*", "0").split(".")[:2] if p.isdigit())
+        except ValueError:
+            continue
+        if not major_minor:
+            continue
+        major = major_minor[0]
+        if op in ("==", "===", "~=") and major < 2:
+            return True
+        if op == "<" and major_minor <= (2, 0):
+            return True
+        if op == "<=" and major < 2:
+            return True
+    return False
+
+
+def _with_asyncio_extra(requirement: str, notes: Optional[list[str]] = None) -> Optional[str]:
+    """``sqlalchemy>=2.0`` -> ``sqlalchemy[asyncio]>=2.0``; None when nothing changes or not a sqlalchemy line.
+
+    A version pin that excludes 2.0 (``SQLAlchemy==1.3.19``) becomes ``>=2.0`` (markers after ``;`` kept),
+    and a note says so: the migrated code cannot run on 1.x.
+    """
     match = _NAME.match(requirement)
     if match is None or normalise(match.group(1)) != "sqlalchemy":
         return None
     extras = match.group(2)
     names = [e.strip() for e in extras[1:-1].split(",") if e.strip()] if extras else []
-    if facts.SQLALCHEMY_ASYNCIO_EXTRA in (normalise(e) for e in names):
-        return None
-    new_extras = "[" + ",".join([*names, facts.SQLALCHEMY_ASYNCIO_EXTRA]) + "]"
-    return requirement[: match.start(1)] + match.group(1) + new_extras + requirement[match.end() :]
+    rest = requirement[match.end():]
+    spec, sep, marker = rest.partition(";")
+    if _excludes_2_0(spec):
+        if notes is not None:
+            notes.append(f"`{requirement.strip()}` pins SQLAlchemy below 2.0; the migrated code needs >= 2.0: "
+                         "the requirement now says >=2.0 (check the rest of the code base against 2.0)")
+        trailing = spec[len(spec.rstrip()):]
+        rest = ">=2.0" + trailing + sep + marker
+    has_extra = facts.SQLALCHEMY_ASYNCIO_EXTRA in (normalise(e) for e in names)
+    new_extras = extras or ""
+    if not has_extra:
+        new_extras = "[" + ",".join([*names, facts.SQLALCHEMY_ASYNCIO_EXTRA]) + "]"
+    new = requirement[: match.start(1)] + match.group(1) + new_extras + rest
+    return None if new == requirement else new
 
 
 # --------------------------------------------------------------------------------------------------
@@ -102,14 +141,15 @@ def _included(path: Path, text: str) -> list[Path]:
     return found
 
 
-def _update_requirements_txt(text: str, specs: list[tuple[str, str]], add_drivers: bool) -> str:
+def _update_requirements_txt(text: str, specs: list[tuple[str, str]], add_drivers: bool,
+                             notes: Optional[list[str]] = None) -> str:
     newline = "\r\n" if "\r\n" in text else "\n"
     lines = text.splitlines()
     names = {name for _, name in _requirement_lines(text) if name}
     for i, name in _requirement_lines(text):
         if name == "sqlalchemy":
             code, sep, comment = lines[i].partition(" #")
-            updated = _with_asyncio_extra(code)
+            updated = _with_asyncio_extra(code, notes)
             if updated is not None:
                 lines[i] = updated + sep + comment
     if "sqlalchemy" not in names and "sqlmodel" in names:
@@ -181,7 +221,7 @@ def _string_value(token: str) -> Optional[str]:
         return None
 
 
-def _update_pep621(text: str, specs: list[tuple[str, str]]) -> Optional[str]:
+def _update_pep621(text: str, specs: list[tuple[str, str]], notes: Optional[list[str]] = None) -> Optional[str]:
     lines = text.splitlines(keepends=True)
     span = _table_span([ln.rstrip("\r\n") for ln in lines], "project")
     if span is None:
@@ -204,7 +244,7 @@ def _update_pep621(text: str, specs: list[tuple[str, str]]) -> Optional[str]:
         name_match = _NAME.match(value)
         if name_match:
             present.add(normalise(name_match.group(1)))
-        updated = _with_asyncio_extra(value)
+        updated = _with_asyncio_extra(value, notes)
         if updated is not None:
             quote = '"' if text[start] == '"' else "'"
             edits.append((start, stop, quote + updated + quote))
@@ -332,7 +372,10 @@ def _update_pyproject(text: str, specs: list[tuple[str, str]], say: Callable[[st
     deps = _dig(before, "project", "dependencies")
     if isinstance(deps, list) and any(normalise(m.group(1)) in facts.SQLALCHEMY_DISTRIBUTIONS
                                       for d in deps if isinstance(d, str) and (m := _NAME.match(d))):
-        candidate = _update_pep621(new, specs)
+        pinned: list[str] = []
+        candidate = _update_pep621(new, specs, pinned)
+        for message in pinned:
+            say(message)
         expected = _expected_pep621(deps, specs)
         if candidate is not None and _parses_to(candidate, ("project", "dependencies"), expected):
             new = candidate
@@ -422,7 +465,7 @@ def update_requirements(
     for path, text in texts.items():
         includes_target = any(inc in resolved_targets for inc in _included(path, text))
         add = path in targets and not includes_target
-        new = _update_requirements_txt(text, specs, add) if path in targets else text
+        new = _update_requirements_txt(text, specs, add, notes) if path in targets else text
         if new != text:
             changes[path] = (text, new)
     pyproject = root / "pyproject.toml"

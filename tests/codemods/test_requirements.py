@@ -250,3 +250,25 @@ def test_hash_pinned_file_is_reported_not_edited(tmp_path: Path) -> None:
     assert update_requirements(root, {"asyncpg"}, warnings=warnings) == {}
     assert warnings == ["requirements.txt pins hashes; add the async drivers and sqlalchemy[asyncio] where it is "
                         "compiled from, then regenerate it"]
+
+
+def test_sqlalchemy_pinned_below_2_is_raised_to_2_and_reported(tmp_path):
+    """The migrated code needs SQLAlchemy 2.0 (async_sessionmaker); a 1.x pin cannot stay."""
+    from asyncmigrate.codemods.requirements import update_requirements
+
+    (tmp_path / "requirements.txt").write_text("SQLAlchemy==1.3.19\nsqlalchemy-utils==0.36.8\npyjwt==1.7.1")
+    notes: list[str] = []
+    changed = update_requirements(tmp_path, {"asyncpg"}, warnings=notes)
+    new = changed[tmp_path / "requirements.txt"][1]
+    assert new.splitlines() == ["SQLAlchemy[asyncio]>=2.0", "sqlalchemy-utils==0.36.8", "pyjwt==1.7.1", "asyncpg>=0.29"]
+    assert any("below 2.0" in n for n in notes)
+
+
+def test_sqlalchemy_2_pins_and_markers_are_kept(tmp_path):
+    from asyncmigrate.codemods.requirements import update_requirements
+
+    (tmp_path / "requirements.txt").write_text("sqlalchemy==2.0.36 ; python_version >= '3.9'\n")
+    notes: list[str] = []
+    new = update_requirements(tmp_path, set(), warnings=notes)[tmp_path / "requirements.txt"][1]
+    assert new == "sqlalchemy[asyncio]==2.0.36 ; python_version >= '3.9'\n"
+    assert notes == []
