@@ -11,6 +11,7 @@ on the loop are listed unless the summary already reported them.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import os
 import re
@@ -23,10 +24,11 @@ from typing import Optional, Sequence
 import click
 import libcst as cst
 from libcst.codemod import Codemod, CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
+from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
 from .codemods import BY_NAME, PIPELINE
 from .codemods.base import FilePlan, ParenthesizeAwaits, merge_scheduled_imports
+from .analysis.index import backport_syntax, decode_source
 from .migration import LeftForHuman, MigrationPlan, plan_migration
 from .model import BLOCKS_LOOP
 from .runner import discover
@@ -58,7 +60,10 @@ def unified_diff(old: str, new: str, path: str) -> str:
 @dataclass
 class FixResult:
     changes: list[FileChange] = field(default_factory=list)
+    #: input that could not be read or parsed (those files are left alone; the rest can still migrate)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    #: rewrites that failed verification or crashed: the migration would be inconsistent, so nothing is written
+    rejected: list[tuple[str, str]] = field(default_factory=list)
     left: list[LeftForHuman] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     requirements: dict[Path, tuple[str, str]] = field(default_factory=dict)
@@ -95,6 +100,9 @@ def transform_file(path: str, data: bytes, plan: FilePlan, rewrites: Sequence[ty
             context.warnings[seen:] = _original_lines(context.warnings[seen:], before.code, original)
     module = merge_scheduled_imports(module, context, plan.module)
     module = AddImportsVisitor(context).transform_module(module)
+    if context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
+        # only imports a rewrite made unused (e.g. ``contextmanager`` after the swap); never the user's others
+        module = RemoveImportsVisitor(context).transform_module(module)
     module = module.visit(ParenthesizeAwaits())
     change.new = module.bytes
     change.warnings = list(context.warnings)
@@ -120,14 +128,103 @@ def _original_lines(warnings: Sequence[str], seen_code: str, original: str) -> l
     return [_LINE_PREFIX.sub(lambda m: f"line {where.get(int(m[1]), int(m[1]))}: ", w, count=1) for w in warnings]
 
 
+def _compiles(data: bytes, path: str) -> Optional[Exception]:
+    try:
+        compile(data, path, "exec", dont_inherit=True)
+    except Exception as exc:  # noqa: BLE001
+        return exc
+    return None
+
+
+def _parse_any(data: bytes, path: str = "<rewrite>") -> Optional[ast.Module]:
+    """``ast.parse``, falling back to the index's backport of newer syntax (PEP 695/758) on older Pythons."""
+    try:
+        return ast.parse(data, filename=path)
+    except (SyntaxError, ValueError):
+        pass
+    try:
+        text, _encoding = decode_source(data)
+        backported = backport_syntax(text)
+        return ast.parse(backported, filename=path) if backported is not None else None
+    except (SyntaxError, ValueError, UnicodeDecodeError, LookupError):
+        return None
+
+
+def _undefined_names(data: bytes, path: str) -> set[str]:
+    """Names pyflakes reports as undefined (F821) in ``data``."""
+    from pyflakes import checker, messages
+
+    tree = _parse_any(data, path)
+    if tree is None:
+        return set()
+    found = checker.Checker(tree, filename=path)
+    return {m.message_args[0] for m in found.messages if isinstance(m, messages.UndefinedName)}
+
+
 def verify(change: FileChange) -> Optional[str]:
-    """Why the new content must not be written (None when it parses and compiles)."""
+    """Why the new content must not be written (None when it parses and compiles).
+
+    libcst must re-parse it, and ``compile()`` must accept it, unless the original already needs a newer
+    Python than this one (e.g. PEP 758 ``except A, B:`` on 3.11): then the libcst re-parse, which knows
+    that syntax, is the check.
+    """
     try:
         cst.parse_module(change.new)
-        compile(change.new, change.path, "exec", dont_inherit=True)
     except Exception as exc:  # noqa: BLE001 - any failure means "do not write"
         return f"rewritten code does not parse: {type(exc).__name__}: {exc}"
+    problem = _compiles(change.new, change.path)
+    if problem is not None and _compiles(change.old, change.path) is None:
+        return f"rewritten code does not compile: {type(problem).__name__}: {problem}"
+    introduced = _undefined_names(change.new, change.path) - _undefined_names(change.old, change.path)
+    if introduced:
+        return f"the rewrite would use undefined name(s) {', '.join(sorted(introduced))}"
     return None
+
+
+def _top_level_names(data: bytes) -> Optional[set[str]]:
+    tree = _parse_any(data)
+    if tree is None:
+        return None
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def verify_imports(result: "FixResult", modules: dict[str, tuple[str, bytes]]) -> None:
+    """Reject changes that import a name from a project module that (after the rewrite) does not define it.
+
+    ``modules``: dotted module name -> (path, content after the rewrite) for every project file.
+    """
+    contents = {path: data for path, data in modules.values()}
+    defined: dict[str, Optional[set[str]]] = {}
+    for change in list(result.changes):
+        new_tree, old_tree = _parse_any(change.new), _parse_any(change.old)
+        if new_tree is None or old_tree is None:
+            continue
+        before = {(n.module, a.name) for n in ast.walk(old_tree) if isinstance(n, ast.ImportFrom) and n.module
+                  for a in n.names}
+        for node in ast.walk(new_tree):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0):
+                continue
+            target = modules.get(node.module)
+            if target is None:
+                continue
+            if node.module not in defined:
+                defined[node.module] = _top_level_names(contents[target[0]])
+            names = defined[node.module]
+            missing = [a.name for a in node.names if (node.module, a.name) not in before and names is not None
+                       and a.name not in names and a.name != "*"]
+            if missing:
+                result.changes.remove(change)
+                result.rejected.append((change.path, f"the rewrite would import {', '.join(missing)} from "
+                                                     f"{node.module}, which does not define it"))
+                break
 
 
 def atomic_write(path: str, data: bytes) -> None:
@@ -207,17 +304,29 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
             result.errors.append((src.path, f"libcst cannot parse: {exc.message} (line {exc.raw_line})"))
             continue
         except Exception as exc:  # noqa: BLE001 - one file's crash is that file's error
-            result.errors.append((src.path, f"internal error while rewriting: {type(exc).__name__}: {exc}"))
+            result.rejected.append((src.path, f"internal error while rewriting: {type(exc).__name__}: {exc}"))
             continue
         result.warnings += [(src.path, w) for w in change.warnings]
         if change.new == change.old:
             continue
         problem = verify(change)
         if problem:
-            result.errors.append((src.path, problem))
+            result.rejected.append((src.path, problem))
             continue
         change.path = src.path
         result.changes.append(change)
+    # a name imported from a project module must exist there after the rewrite
+    modules: dict[str, tuple[str, bytes]] = {}
+    new_content = {c.path: c.new for c in result.changes}
+    for src in run.discovery.sources:
+        if src.path in new_content:
+            modules[src.module] = (src.path, new_content[src.path])
+        else:
+            try:
+                modules[src.module] = (src.path, Path(src.fs_path).read_bytes())
+            except OSError:
+                pass
+    verify_imports(result, modules)
     if not select or "database" in select:
         try:
             from .codemods.requirements import update_requirements
@@ -257,8 +366,12 @@ def summary_lines(result: FixResult) -> list[str]:
         lines.append(f"left for a human ({len(left)}):")
         lines += [f"  {item}" for item in left]
     if result.errors:
-        lines.append(f"not rewritten ({len(result.errors)}):")
+        lines.append(f"skipped input ({len(result.errors)}):")
         lines += [f"  {p}: {msg}" for p, msg in result.errors]
+    if result.rejected:
+        lines.append(f"rewrites that failed verification ({len(result.rejected)}); the migration would be "
+                     "inconsistent without them, so --write writes nothing:")
+        lines += [f"  {p}: {msg}" for p, msg in result.rejected]
     return lines
 
 
@@ -286,12 +399,12 @@ def fix_command(paths, mode, rewrites, root, config_path, no_cache, quiet) -> No
         text = "".join(c.diff() for c in result.changes) + requirement_diffs(result)
         if text:
             click.echo(text, nl=False)
-    elif mode == "write":
+    elif mode == "write" and not result.rejected:
         write_changes(result, root_path or project_root(paths))
     if not quiet:
         for line in summary_lines(result):
             click.echo(line, err=True)
-    if mode == "write" and result.changes:
+    if mode == "write" and result.changes and not result.rejected:
         remaining = self_check(paths, config, result)
         if remaining and not quiet:
             click.echo(f"still blocking the loop after the rewrite ({len(remaining)}), not reported above:", err=True)
@@ -299,7 +412,7 @@ def fix_command(paths, mode, rewrites, root, config_path, no_cache, quiet) -> No
                 click.echo(f"  {f.path}:{f.span.line}: {f.code} {f.message}", err=True)
     if mode == "check" and (result.changes or result.requirements):
         sys.exit(EXIT_FINDINGS)
-    sys.exit(EXIT_SKIPPED if result.errors else EXIT_OK)
+    sys.exit(EXIT_SKIPPED if result.errors or result.rejected else EXIT_OK)
 
 
 def self_check(paths: Sequence[str], config, result: FixResult):

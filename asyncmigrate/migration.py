@@ -29,6 +29,7 @@ from typing import Iterable, Optional
 from . import facts
 from .analysis.findings import Analysis
 from .analysis.index import MODULE_SCOPE
+from .analysis.paths import is_test_file  # noqa: F401  (re-exported for callers)
 from .analysis.orm import relationship_index
 from .analysis.sessions import SESSION, Project, is_session
 from .codemods.base import FilePlan
@@ -42,14 +43,6 @@ _CANNOT_BE_ASYNC = frozenset({"__init__", "__new__", "__del__", "__enter__", "__
                               "__setattr__", "__getitem__", "__setitem__", "__contains__", "__post_init__"})
 _SAFE_CALLBACK_SINKS = frozenset({"add_task", "Depends", "Security", "create_task", "ensure_future", "gather",
                                   "add_api_route", "api_route", "add_event_handler", "include_router"})
-
-
-def is_test_file(path: str) -> bool:
-    """Test code keeps its sync sessions (the sync engine stays); only its dependency overrides move."""
-    parts = path.replace("\\", "/").split("/")
-    name = parts[-1]
-    return (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
-            or any(p in ("tests", "test") for p in parts[:-1]))
 
 
 def expr_text(expr: Expr) -> Optional[str]:
@@ -103,6 +96,12 @@ class MigrationPlan:
         test = is_test_file(path)
         return FilePlan(module=module, database_module=self.database.dotted if self.database else None,
                         test_module=test, app_twins=self.app_twins if test else {})
+
+
+def _new_entry(module: str) -> dict:
+    """The mutable form of a :class:`FilePlan` while the planner fills it."""
+    return {"module": module, "sessions": {}, "make_async": set(), "await_calls": {}, "run_calls": {},
+            "factories": set(), "deps": set(), "serialize": {}, "async_with": {}, "acm": set()}
 
 
 class Planner:
@@ -162,9 +161,33 @@ class Planner:
         return False
 
     def is_provider(self, fid: str) -> bool:
-        """``get_db``-style generators: the ``database`` rewrite adds an async twin beside them instead."""
+        """``get_db``-style generators that *create* the session they yield: they get an async twin instead.
+
+        A generator that yields a session it was handed (``@contextmanager def unit_of_work(db)``) is not one:
+        it is converted with its callers.
+        """
         fn = self.project.functions[fid].summary
-        return fn.is_generator and is_session(self.project.provides(fid))
+        provided = self.project.provides(fid)
+        return fn.is_generator and is_session(provided) and provided[1] in ("factory", "provider")
+
+    def is_context_manager(self, fid: str) -> bool:
+        fn = self.project.functions[fid].summary
+        for dec in fn.decorators:
+            v = self.project.value(dec, fid) if dec else None
+            if v and v[0] == "ext" and v[1] in ("contextlib.contextmanager",):
+                return True
+        return False
+
+    def blocking_io(self, fid: str) -> list[tuple[int, str]]:
+        """Other blocking calls (files, HTTP, subprocesses...) in ``fid``: (line, name)."""
+        out = []
+        for call in self.project.functions[fid].summary.calls:
+            if call.func is None or call.func[-1] not in facts.BLOCKING_CALL_NAMES:
+                continue
+            v = self.project.call_target(call, fid)
+            if v and v[0] == "ext" and facts.blocking_io(v[1]) is not None:
+                out.append((call.span.line, v[1].replace("builtins.", "")))
+        return out
 
     def in_scope(self, fid: str) -> bool:
         return self.paths is None or self.project.functions[fid].file.path in self.paths
@@ -191,11 +214,11 @@ class Planner:
                 links.setdefault(f, set()).update(group - {f})
         return links
 
-    def conversion(self) -> set[str]:
+    def conversion(self, excluded: frozenset[str] = frozenset()) -> set[str]:
         p = self.project
         seeds = {fid for fid, fn in p.functions.items()
                  if fn.summary.qualname != MODULE_SCOPE and self.in_scope(fid) and not self.is_provider(fid)
-                 and not is_test_file(fn.file.path)
+                 and not is_test_file(fn.file.path) and fid not in excluded
                  and (self.receivers(fid) or self.uses_factory(fid))}
         links = self._session_links()
         converted = set(seeds)
@@ -209,6 +232,20 @@ class Planner:
                     todo.append(other)
         return converted
 
+    def component(self, fid: str, converted: set[str]) -> set[str]:
+        """The converted functions that share sessions with ``fid`` (they convert together or not at all)."""
+        links = self._links if hasattr(self, "_links") else self._session_links()
+        self._links = links
+        seen = {fid}
+        todo = [fid]
+        while todo:
+            f = todo.pop()
+            for other in links.get(f, ()):
+                if other in converted and other not in seen:
+                    seen.add(other)
+                    todo.append(other)
+        return seen
+
     # ------------------------------------------------------------- 2. async propagation
     def _boundary(self, fid: str) -> Optional[str]:
         """Why ``fid`` cannot become ``async def`` (None when it can)."""
@@ -217,7 +254,7 @@ class Planner:
             return f"`{fn.qualname}` cannot be a coroutine ({fn.name})"
         if fn.kind == "property":
             return f"`{fn.qualname}` is a property"
-        if fn.is_generator:
+        if fn.is_generator and not self.is_context_manager(fid):
             return f"`{fn.qualname}` is a sync generator"
         if ".<locals>." in fn.qualname and fn.name == "<lambda>":
             return "a lambda"
@@ -247,18 +284,24 @@ class Planner:
                 make_async.add(fid)
         await_calls: dict[str, set[str]] = {}
         run_calls: dict[str, set[str]] = {}
+        async_with: dict[str, set[str]] = {}
         todo = list(make_async)
         while todo:
             target = todo.pop()
             for caller, call in self.graph.callers.get(target, ()):
                 text = expr_text(call.func)
                 cfn = p.functions[caller].summary
+                calls_into = async_with if self.is_context_manager(target) else await_calls
+                if self.is_context_manager(target) and call.context_manager != "with":
+                    self.left(caller, call.span.line, f"`{text}()` becomes an async context manager; it is used "
+                              "outside a `with` statement here: adapt it by hand")
+                    continue
                 if text is None or call.in_lambda:
                     self.left(caller, call.span.line, f"call of `{p.functions[target].display}` (now async) "
                               "inside a lambda or through an expression; await it by hand")
                     continue
                 if cfn.is_async:
-                    await_calls.setdefault(caller, set()).add(text)
+                    calls_into.setdefault(caller, set()).add(text)
                     continue
                 if is_test_file(p.functions[caller].file.path):
                     self.left(caller, call.span.line, f"test `{cfn.qualname}` calls `{text}()`, which becomes async: "
@@ -278,12 +321,12 @@ class Planner:
                 if why:
                     self.left(caller, call.span.line, f"{why} and calls `{text}()`, which becomes async")
                     continue
-                await_calls.setdefault(caller, set()).add(text)
+                calls_into.setdefault(caller, set()).add(text)
                 if caller not in make_async:
                     make_async.add(caller)
                     todo.append(caller)
         self._check_references(make_async)
-        return make_async, await_calls, run_calls
+        return make_async, await_calls, run_calls, async_with
 
     def _check_references(self, make_async: set[str]) -> None:
         """Functions now async that are handed to something as a callback."""
@@ -422,8 +465,27 @@ class Planner:
 
     # ------------------------------------------------------------- 5. file plans
     def build(self) -> MigrationPlan:
-        converted = self.conversion()
-        make_async, await_calls, run_calls = self.propagate(converted)
+        # A function that is sync and off the loop today, does other blocking I/O and would become
+        # ``async def`` would move that I/O onto the loop (SQLALCHEMY_ASYNC.md §8): its whole session
+        # component stays sync, reported.  Repeat until the plan is stable.
+        excluded: set[str] = set()
+        for _ in range(8):
+            saved_left = list(self.plan.left)
+            converted = self.conversion(frozenset(excluded))
+            make_async, await_calls, run_calls, async_with = self.propagate(converted)
+            offenders = [fid for fid in make_async if not self.graph.on_loop(fid) and self.blocking_io(fid)]
+            if not offenders:
+                break
+            self.plan.left = saved_left
+            for fid in offenders:
+                line, name = self.blocking_io(fid)[0]
+                group = self.component(fid, converted) | {fid}
+                excluded |= group
+                fn = self.project.functions[fid].summary
+                others = f", with {len(group) - 1} function(s) sharing its session," if len(group) > 1 else ""
+                self.left(fid, fn.span.line, f"`{fn.qualname}` calls {name}() (line {line}) and runs in a threadpool "
+                          f"today; as async def that I/O would block the loop: left on the sync session{others} "
+                          "(move the I/O to run_in_threadpool first)")
         self.plan.converted = converted
         self.plan.make_async = make_async
         db = self.database()
@@ -433,9 +495,7 @@ class Planner:
 
         def entry(fid: str) -> dict:
             fs = p.functions[fid].file
-            return files.setdefault(fs.path, {"module": fs.module, "sessions": {}, "make_async": set(),
-                                              "await_calls": {}, "run_calls": {}, "factories": set(), "deps": set(),
-                                              "serialize": {}})
+            return files.setdefault(fs.path, _new_entry(fs.module))
 
         for fid in converted:
             e = entry(fid)
@@ -452,23 +512,31 @@ class Planner:
                     text = expr_text(prm.depends[2])
                     if text:
                         e["deps"].add(text)
+                elif prm.annotation is not None and is_session(p.param_value(fid, prm)):
+                    alias = self._alias_definition(prm.annotation, fid)
+                    if alias is not None:  # ``SessionDep = Annotated[Session, Depends(get_db)]``: twin it there
+                        path, module, dep_text = alias
+                        files.setdefault(path, _new_entry(module))["deps"].add(dep_text)
         for fid in make_async:
             entry(fid)["make_async"].add(p.functions[fid].summary.qualname)
         for fid, texts in await_calls.items():
             entry(fid)["await_calls"][p.functions[fid].summary.qualname] = frozenset(texts)
         for fid, texts in run_calls.items():
             entry(fid)["run_calls"][p.functions[fid].summary.qualname] = frozenset(texts)
+        for fid, texts in async_with.items():
+            entry(fid)["async_with"][p.functions[fid].summary.qualname] = frozenset(texts)
+        for fid in make_async:
+            if self.is_context_manager(fid):
+                entry(fid)["acm"].add(p.functions[fid].summary.qualname)
         selectin, serialize = self.eager_loading(converted)
         for fid, session in serialize.items():
             entry(fid)["serialize"][p.functions[fid].summary.qualname] = session
         for path, classes in selectin.items():
             fs = next(f for f in p.files if f.path == path)
-            e = files.setdefault(path, {"module": fs.module, "sessions": {}, "make_async": set(), "await_calls": {},
-                                        "run_calls": {}, "factories": set(), "deps": set(), "serialize": {}})
+            e = files.setdefault(path, _new_entry(fs.module))
             e["relationships"] = {cls: frozenset(names) for cls, names in classes.items()}
         if db is not None:
-            files.setdefault(db.path, {"module": db.dotted, "sessions": {}, "make_async": set(), "await_calls": {},
-                                       "run_calls": {}, "factories": set(), "deps": set(), "serialize": {}})
+            files.setdefault(db.path, _new_entry(db.dotted))
         sqlmodel = any(qn.startswith("sqlmodel") for fs in p.files for _, qn in fs.imports)
         self.plan.app_twins = self._app_twins(db, files.values())
         for path, e in files.items():
@@ -485,6 +553,8 @@ class Planner:
                 sqlmodel=sqlmodel,
                 relationships=e.get("relationships", {}),
                 serialize=e["serialize"],
+                async_with_calls=e["async_with"],
+                acm=frozenset(e["acm"]),
                 test_module=test,
                 app_twins=self.plan.app_twins if test else {},
             )
@@ -508,6 +578,29 @@ class Planner:
                 if sync:
                     twins[sync] = twin
         return twins
+
+    def _alias_definition(self, annotation: Expr, fid: str) -> Optional[tuple[str, str, str]]:
+        """``(path, module, dependency text)`` of the module-level ``Annotated`` alias an annotation names."""
+        if not annotation or annotation[0] != "n":
+            return None
+        p = self.project
+        mod = p.module_of(fid)
+        name = annotation[1]
+        if name not in p._module_vars.get(mod, {}):
+            qn = p._imports.get(mod, {}).get(name)
+            if qn is None or "." not in qn:
+                return None
+            target_mod = p.find_module(qn.rsplit(".", 1)[0])
+            if target_mod is None:
+                return None
+            mod, name = target_mod, qn.rsplit(".", 1)[1]
+        for value in p._module_vars.get(mod, {}).get(name, ()):
+            if value and value[0] == "annotated" and value[2] and value[2][0] == "dep":
+                text = expr_text(value[2][2])
+                if text:
+                    fs = p.modules[mod]
+                    return fs.path, fs.module, text
+        return None
 
     def _database_import(self, path: str, db: Optional[DatabaseModule], names: Iterable[str] = ()) -> Optional[str]:
         """Where this file gets its sync factory / dependency from: the async twins are imported from there.

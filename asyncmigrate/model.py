@@ -127,6 +127,8 @@ class FunctionSummary:
     kind: Literal["function", "method", "staticmethod", "classmethod", "property"] = "function"
     #: ``response_model=`` of a route decorator (what FastAPI serialises the return value with)
     response_model: Expr = None
+    #: the return annotation (``-> Generator[Session, None, None]`` names what a dependency yields)
+    return_annotation: Expr = None
     #: every name binding with its positions, in source order (see :class:`Binding`)
     bindings: Tuple[Binding, ...] = ()
     #: the span of each entry of ``attribute_reads``, in the same order

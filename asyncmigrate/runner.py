@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import pickle
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -88,7 +90,8 @@ def module_name(path: Path) -> tuple[str, bool]:
         d = d.parent
     if not parts:  # a bare __init__.py outside any package
         parts = [path.parent.name]
-    return ".".join(reversed(parts)), is_package
+    # a name that is not UTF-8 cannot be imported anyway; keep it printable (reports, JSON)
+    return display_path(".".join(reversed(parts))), is_package
 
 
 def _rel(path: Path) -> str:
@@ -119,7 +122,7 @@ class _Ignores:
         self.specs.append((directory.resolve(), pathspec.GitIgnoreSpec.from_lines(lines)))
 
     def ignored(self, path: Path, is_dir: bool) -> bool:
-        resolved = path.resolve() if not path.is_absolute() else path
+        resolved = path if path.is_absolute() else _absolute_parent(path)
         for base, spec in self.specs:
             try:
                 rel = resolved.relative_to(base).as_posix()
@@ -128,6 +131,15 @@ class _Ignores:
             if spec.match_file(rel + ("/" if is_dir else "")):
                 return True
         return False
+
+
+def _absolute_parent(path: Path) -> Path:
+    """``path`` made absolute through its parent directory only: the file itself may be a symlink
+    (to anywhere, or a loop, whose ``resolve()`` raises); ignore patterns match the path as walked."""
+    try:
+        return path.parent.resolve() / path.name
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
 
 
 def discover(paths: Sequence[str], config: Config) -> Discovery:
@@ -208,7 +220,22 @@ def analyse_source(src: Source, data: bytes) -> FileSummary | FileError:
 
 
 def _work(batch: list[tuple[Source, bytes]]) -> list[FileSummary | FileError]:
-    return [analyse_source(src, data) for src, data in batch]
+    with _no_cyclic_gc():
+        return [analyse_source(src, data) for src, data in batch]
+
+
+@contextmanager
+def _no_cyclic_gc():
+    """Summaries (and ASTs) are acyclic: reference counting frees them, and the cyclic collector,
+    which runs over every live object again and again while a million lines of summaries pile up,
+    only costs time (about a third of the per-file pass's CPU, measured on the standard library)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Cache:
@@ -307,6 +334,18 @@ def summarise(
     ``overrides`` supplies file contents by path (``check --diff-against`` reads the other side
     from git, never from the work tree).
     """
+    with _no_cyclic_gc():
+        return _summarise(discovery, config, use_cache, jobs, progress, overrides)
+
+
+def _summarise(
+    discovery: Discovery,
+    config: Config,
+    use_cache: bool,
+    jobs: Optional[int],
+    progress: Optional[Callable[[int, int], None]],
+    overrides: Optional[dict[str, bytes]],
+) -> Summaries:
     cache = Cache(Path(config.root, config.cache_dir) if use_cache else None, config.analysis_key())
     errors = list(discovery.errors)
     results: dict[str, FileSummary | FileError] = {}

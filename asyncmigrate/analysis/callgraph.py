@@ -26,6 +26,7 @@ from typing import Optional
 
 from .. import facts
 from ..model import CallSite
+from .paths import is_test_file
 from .sessions import Project
 
 
@@ -60,13 +61,21 @@ class CallGraph:
         while queue:
             fid = queue.popleft()
             chain = self.loop_chain[fid]
+            from_test = self._is_test(fid)
             for callee, call in self.edges.get(fid, ()):
                 if callee in self.loop_chain or call.in_lambda:
+                    continue
+                if from_test and not self._is_test(callee):
+                    # an async test calling production code runs it on the *test's* loop: that says nothing
+                    # about production, where severity must come from production callers
                     continue
                 if fns[callee].summary.is_async:
                     continue  # already a root
                 self.loop_chain[callee] = chain + (callee,)
                 queue.append(callee)
+
+    def _is_test(self, fid: str) -> bool:
+        return is_test_file(self.project.functions[fid].file.path)
 
     @staticmethod
     def _loop_hook(fn) -> bool:

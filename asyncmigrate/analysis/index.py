@@ -67,6 +67,28 @@ def decode_source(data: bytes) -> tuple[str, str]:
     return text, encoding
 
 
+_CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
+
+
+def decode_problem(data: bytes, exc: Exception) -> str:
+    """Why ``decode_source`` failed, saying where: ``tokenize``'s own message for a file that is
+    not UTF-8 and has no coding declaration is only "invalid or missing encoding declaration"."""
+    head = b"\n".join(data.split(b"\n", 2)[:2])
+    cookie = _CODING_RE.search(head)
+    declared = cookie.group(1).decode("ascii", "replace").lower().replace("_", "-") if cookie else None
+    if declared in (None, "utf-8", "utf8") and not isinstance(exc, LookupError):
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            line = data.count(b"\n", 0, bad.start) + 1
+            column = bad.start - (data.rfind(b"\n", 0, bad.start) + 1) + 1
+            text = f"byte 0x{data[bad.start]:02x} at line {line}, column {column} is not valid UTF-8"
+            if declared is None:
+                text += " and no coding declaration (PEP 263, e.g. '# -*- coding: latin-1 -*-') names another encoding"
+            return text
+    return exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
+
+
 def normalise_snippet(segment: str) -> str:
     """Code with layout removed: reformatting a call leaves this unchanged."""
     out = _WS_RE.sub("", segment)
@@ -192,7 +214,7 @@ class _Frame:
     __slots__ = (
         "qualname", "name", "class_qualname", "is_async", "span", "decorators", "decorator_calls", "params",
         "assigns", "annotations", "self_assigns", "returns", "is_generator", "calls", "awaited_receivers",
-        "attribute_reads", "kind", "self_name", "response_model", "bindings", "attribute_read_spans",
+        "attribute_reads", "kind", "self_name", "response_model", "return_annotation", "bindings", "attribute_read_spans",
     )
 
     def __init__(self, qualname: str, name: str, class_qualname: Optional[str], is_async: bool, span: Span):
@@ -217,6 +239,7 @@ class _Frame:
         self.kind = "function"
         self.self_name: Optional[str] = None
         self.response_model: Expr = None
+        self.return_annotation: Expr = None
 
     def freeze(self) -> FunctionSummary:
         return FunctionSummary(
@@ -238,6 +261,7 @@ class _Frame:
             attribute_reads=tuple(self.attribute_reads),
             kind=self.kind,  # type: ignore[arg-type]
             response_model=self.response_model,
+            return_annotation=self.return_annotation,
             bindings=tuple(self.bindings),
             attribute_read_spans=tuple(self.attribute_read_spans),
         )
@@ -450,6 +474,8 @@ class _Indexer(ast.NodeVisitor):
         if class_q is not None and frame.kind == "function":
             frame.kind = "method"
         self._params(node.args, frame)
+        if node.returns is not None:
+            frame.return_annotation = unwrap_annotation(node.returns)[0]
         if class_q is not None and frame.kind in ("method", "property", "classmethod") and frame.params:
             frame.self_name = frame.params[0].name
         # defaults and annotations are evaluated in the enclosing scope
@@ -785,13 +811,14 @@ def backport_syntax(text: str) -> Optional[str]:
         return None
     for (r1, c1), (r2, c2), repl in sorted(edits, reverse=True):
         if r1 != r2:
-            # blank every character but keep the line breaks (type parameters over several lines)
+            # type parameters over several lines: what follows the closing bracket moves up to the first
+            # line (``class X[\n T,\n]:`` -> ``class X:``); the lines in between stay, empty, so every
+            # later line keeps its number
             first, last = lines[r1 - 1], lines[r2 - 1]
-            lines[r1 - 1] = first[:c1] + " " * (len(first.rstrip("\r\n")) - c1) + first[len(first.rstrip("\r\n")):]
-            for r in range(r1, r2 - 1):
+            lines[r1 - 1] = first[:c1] + repl + last[c2:]
+            for r in range(r1, r2):
                 body = lines[r].rstrip("\r\n")
-                lines[r] = " " * len(body) + lines[r][len(body):]
-            lines[r2 - 1] = " " * c2 + last[c2:]
+                lines[r] = lines[r][len(body):] or "\n"
             continue
         line = lines[r1 - 1]
         span = c2 - c1
@@ -813,7 +840,7 @@ def _summarize(path: str, data: bytes, module: str, is_package: bool) -> FileSum
     try:
         text, encoding = decode_source(data)
     except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
-        return FileError(path, "decode", f"cannot decode: {exc}")
+        return FileError(path, "decode", f"cannot decode: {decode_problem(data, exc)}")
     try:
         try:
             tree = ast.parse(text, filename=path, type_comments=False)

@@ -434,6 +434,10 @@ class Project:
             if v[0] in (SESSION, ASESSION):
                 return (v[0], "provider")
             best = best or v
+        if best is None and not fn.summary.is_generator:
+            annotated = self._annotated_yield(fid)
+            if annotated is not None:
+                return (annotated[0], "provider")
         return best
 
     def provides(self, fid: str) -> Value:
@@ -447,7 +451,20 @@ class Project:
             v = self.value(r, fid)
             if v is not None and v[0] in (SESSION, ASESSION):
                 return v
-        return None
+        return self._annotated_yield(fid)
+
+    _YIELDING = frozenset({"Generator", "Iterator", "Iterable", "AsyncGenerator", "AsyncIterator", "AsyncIterable",
+                           "ContextManager", "AbstractContextManager", "AsyncContextManager"})
+
+    def _annotated_yield(self, fid: str) -> Value:
+        """``-> Generator[Session, None, None]`` / ``-> Iterator[Session]`` / ``-> Session``: what is handed out."""
+        ann = self.functions[fid].summary.return_annotation
+        if ann is None:
+            return None
+        if ann[0] == "sub" and ann[1] and ann[1][-1] in self._YIELDING and ann[2]:
+            ann = ann[2][0]
+        v = self.type_value(ann, fid)
+        return (v[0], "annotation") if v is not None and v[0] in (SESSION, ASESSION) else None
 
     def dependency_value(self, dep: Expr, fid: str) -> Value:
         """``("dep", Depends, target)`` -> the value the dependency injects."""

@@ -36,6 +36,10 @@ class FilePlan:
     await_calls: Mapping[str, FrozenSet[str]] = field(default_factory=dict)
     #: scope qualname -> dotted callee texts to wrap as ``asyncio.run(...)`` (sync entry points)
     run_calls: Mapping[str, FrozenSet[str]] = field(default_factory=dict)
+    #: scope qualname -> callee texts of ``with f(...)`` context managers that become ``async with``
+    async_with_calls: Mapping[str, FrozenSet[str]] = field(default_factory=dict)
+    #: ``@contextmanager`` generators that become ``@asynccontextmanager async def``
+    acm: FrozenSet[str] = frozenset()
     #: names of the async counterparts, as the ``database`` rewrite creates them
     async_engine: str = "async_engine"
     async_session_factory: str = "AsyncSessionLocal"

@@ -25,7 +25,6 @@ the app's async code no longer shares that session's transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import libcst as cst
@@ -38,6 +37,10 @@ from asyncmigrate import facts
 from asyncmigrate.codemods._database.dependency import async_twin, canonical_body, session_source, translated_body
 from asyncmigrate.codemods._database.factory import session_class
 from asyncmigrate.codemods._database.names import twin_name
+from asyncmigrate.codemods._database.overrides import (
+    OVERRIDES, Scope, inner_blocks, is_overrides_item, pad_unindented, positional, retarget, session_opener,
+    setattr_target, source_text, statements_of,
+)
 from asyncmigrate.codemods._database.syntax import (
     assignment, bound_names, import_source, is_generator, kwarg,
 )
@@ -45,22 +48,7 @@ from asyncmigrate.codemods.base import FilePlan, ScopedTransformer, dotted, repl
 
 DESCRIPTION = "Override and patch the app's async session dependency and factory in tests, as the sync ones are."
 
-_OVERRIDES = "dependency_overrides"
 _PATCHERS = frozenset({"patch", "object"})  # mock.patch("a.SessionLocal"), patch.object(mod, "SessionLocal")
-
-
-@dataclass
-class _Scope:
-    """Functions defined in one block of test code, for resolving an override value by name."""
-
-    defs: dict[str, cst.FunctionDef]
-    module_level: bool
-    taken: set[str] = field(default_factory=set)
-    #: every name the enclosing function uses: a twin defined in it must not shadow one (``session``)
-    used: frozenset[str] = frozenset()
-
-    def session_var(self) -> str:
-        return "async_session" if "session" in self.used else "session"
 
 
 class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
@@ -100,7 +88,7 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
             return self._replace[key]
         before, after = self._before.get(key), self._after.get(key)
         if before:
-            result = _pad(result, self._pad.get(key, 1))
+            result = pad_unindented(result, self._pad.get(key, 1))
         if before or after:
             return cst.FlattenSentinel([*(before or []), result, *(after or [])])
         return result
@@ -177,9 +165,9 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
 
     # ---- scanning ----
 
-    def _scan(self, body: Sequence[cst.BaseStatement], scopes: list[_Scope], used: frozenset[str]) -> None:
+    def _scan(self, body: Sequence[cst.BaseStatement], scopes: list[Scope], used: frozenset[str]) -> None:
         defs = {s.name.value: s for s in body if isinstance(s, cst.FunctionDef)}
-        scope = _Scope(defs, module_level=not scopes, taken=set(defs) | (set(self._bound) if not scopes else set()),
+        scope = Scope(defs, module_level=not scopes, taken=set(defs) | (set(self._bound) if not scopes else set()),
                        used=used)
         scopes = [*scopes, scope]
         present = {sig for stmt in body for sig in self._signatures(stmt)}
@@ -188,11 +176,11 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
                 self._statement(stmt, stmt.body[0], scopes, present)
             elif isinstance(stmt, cst.FunctionDef):
                 names = frozenset(n.value for n in m.findall(stmt, m.Name()) if isinstance(n, cst.Name))
-                self._scan(_block(stmt.body), scopes, names)
+                self._scan(statements_of(stmt.body), scopes, names)
             elif isinstance(stmt, cst.ClassDef):
-                self._scan(_block(stmt.body), scopes[:1], used)
+                self._scan(statements_of(stmt.body), scopes[:1], used)
             elif isinstance(stmt, cst.BaseCompoundStatement):
-                for inner in _inner_blocks(stmt):
+                for inner in inner_blocks(stmt):
                     self._scan(inner, scopes, used)
 
     def _signatures(self, stmt: cst.BaseStatement) -> set[tuple[str, ...]]:
@@ -201,33 +189,33 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
         if not isinstance(stmt, cst.SimpleStatementLine):
             return out
         for small in stmt.body:
-            for sub in m.findall(small, m.Subscript(value=m.Attribute(attr=m.Name(_OVERRIDES)))):
+            for sub in m.findall(small, m.Subscript(value=m.Attribute(attr=m.Name(OVERRIDES)))):
                 assert isinstance(sub, cst.Subscript)
-                out.add(("override", _code(sub.slice[0].slice)))
+                out.add(("override", source_text(sub.slice[0].slice)))
             for call in m.findall(small, m.Call()):
                 assert isinstance(call, cst.Call)
-                if m.matches(call.func, m.Attribute(value=m.Attribute(attr=m.Name(_OVERRIDES)), attr=m.Name("pop"))) \
+                if m.matches(call.func, m.Attribute(value=m.Attribute(attr=m.Name(OVERRIDES)), attr=m.Name("pop"))) \
                         and call.args:
-                    out.add(("override", _code(call.args[0].value)))
-                target = _setattr_target(call)
+                    out.add(("override", source_text(call.args[0].value)))
+                target = setattr_target(call)
                 if target is not None:
                     out.add(("setattr", *target))
             for d in m.findall(small, m.Dict()):
                 assert isinstance(d, cst.Dict)
-                out |= {("override", _code(e.key)) for e in d.elements if isinstance(e, cst.DictElement)}
+                out |= {("override", source_text(e.key)) for e in d.elements if isinstance(e, cst.DictElement)}
         return out
 
-    def _statement(self, stmt: cst.SimpleStatementLine, small: cst.BaseSmallStatement, scopes: list[_Scope],
+    def _statement(self, stmt: cst.SimpleStatementLine, small: cst.BaseSmallStatement, scopes: list[Scope],
                    present: set[tuple[str, ...]]) -> None:
         twin: Optional[cst.BaseSmallStatement] = None
         if isinstance(small, cst.Assign) and len(small.targets) == 1:
             target = small.targets[0].target
-            if _is_overrides_item(target):
+            if is_overrides_item(target):
                 assert isinstance(target, cst.Subscript)
                 twin = self._override_item(stmt, target, small.value, scopes, present)
-            elif m.matches(target, m.Attribute(attr=m.Name(_OVERRIDES))) and isinstance(small.value, cst.Dict):
+            elif m.matches(target, m.Attribute(attr=m.Name(OVERRIDES))) and isinstance(small.value, cst.Dict):
                 self._override_dict(stmt, small.value, scopes, present)
-        elif isinstance(small, cst.Del) and _is_overrides_item(small.target):
+        elif isinstance(small, cst.Del) and is_overrides_item(small.target):
             assert isinstance(small.target, cst.Subscript)
             index = small.target.slice[0].slice
             if isinstance(index, cst.Index):
@@ -235,14 +223,14 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
         elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
             call = small.value
             func = call.func
-            if m.matches(func, m.Attribute(value=m.Attribute(attr=m.Name(_OVERRIDES)), attr=m.Name("pop"))) \
+            if m.matches(func, m.Attribute(value=m.Attribute(attr=m.Name(OVERRIDES)), attr=m.Name("pop"))) \
                     and call.args:
                 assert isinstance(func, cst.Attribute)
                 twin = self._pop_twin(func.value, call.args[0].value, present)
-            elif m.matches(func, m.Attribute(value=m.Attribute(attr=m.Name(_OVERRIDES)), attr=m.Name("update"))) \
+            elif m.matches(func, m.Attribute(value=m.Attribute(attr=m.Name(OVERRIDES)), attr=m.Name("update"))) \
                     and call.args and isinstance(call.args[0].value, cst.Dict):
                 self._override_dict(stmt, call.args[0].value, scopes, present)
-            elif _setattr_target(call) is not None:
+            elif setattr_target(call) is not None:
                 twin = self._setattr_twin(call, scopes, present)
         if twin is not None:
             self._after.setdefault(id(stmt), []).append(cst.SimpleStatementLine(body=[twin]))
@@ -250,12 +238,12 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
     # ---- dependency overrides ----
 
     def _override_item(self, stmt: cst.SimpleStatementLine, target: cst.Subscript, value: cst.BaseExpression,
-                       scopes: list[_Scope], present: set[tuple[str, ...]]) -> Optional[cst.BaseSmallStatement]:
+                       scopes: list[Scope], present: set[tuple[str, ...]]) -> Optional[cst.BaseSmallStatement]:
         key = target.slice[0].slice
         if not isinstance(key, cst.Index):
             return None
         twin_key = self._app_twin(key.value)
-        if twin_key is None or ("override", _code(twin_key)) in present:
+        if twin_key is None or ("override", source_text(twin_key)) in present:
             return None
         twin_value = self._override_value(stmt, key.value, value, scopes)
         if twin_value is None:
@@ -263,14 +251,14 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
         new_target = target.with_changes(slice=[target.slice[0].with_changes(slice=cst.Index(twin_key))])
         return cst.Assign(targets=[cst.AssignTarget(self._use(new_target))], value=self._use(twin_value))
 
-    def _override_dict(self, stmt: cst.SimpleStatementLine, d: cst.Dict, scopes: list[_Scope],
+    def _override_dict(self, stmt: cst.SimpleStatementLine, d: cst.Dict, scopes: list[Scope],
                        present: set[tuple[str, ...]]) -> None:
         elements = list(d.elements)
         for el in d.elements:
             if not isinstance(el, cst.DictElement):
                 continue
             twin_key = self._app_twin(el.key)
-            if twin_key is None or ("override", _code(twin_key)) in present:
+            if twin_key is None or ("override", source_text(twin_key)) in present:
                 continue
             twin_value = self._override_value(stmt, el.key, el.value, scopes)
             if twin_value is not None:
@@ -285,13 +273,13 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
                   present: set[tuple[str, ...]]) -> Optional[cst.BaseSmallStatement]:
         """``del X.dependency_overrides[get_db]`` -> ``X.dependency_overrides.pop(get_async_db, None)``."""
         twin_key = self._app_twin(key)
-        if twin_key is None or ("override", _code(twin_key)) in present:
+        if twin_key is None or ("override", source_text(twin_key)) in present:
             return None
         pop = cst.Attribute(value=overrides, attr=cst.Name("pop"))
         return cst.Expr(cst.Call(func=pop, args=[cst.Arg(self._use(twin_key)), cst.Arg(cst.Name("None"))]))
 
     def _override_value(self, stmt: cst.SimpleStatementLine, key: cst.BaseExpression, value: cst.BaseExpression,
-                        scopes: list[_Scope]) -> Optional[cst.BaseExpression]:
+                        scopes: list[Scope]) -> Optional[cst.BaseExpression]:
         """The async twin of an override: an async generator beside the sync one, or made for a lambda."""
         if isinstance(value, cst.Name):
             for scope in reversed(scopes):
@@ -321,11 +309,11 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
                     self._before[id(stmt)][-1] = made.with_changes(leading_lines=[])
             return cst.Name(name)
         twin_key = self.plan.app_twins.get((dotted(key) or "").rsplit(".", 1)[-1])
-        self._say(value, f"{dotted(key)} is overridden with {_code(value)!r}, which has no async twin here; "
+        self._say(value, f"{dotted(key)} is overridden with {source_text(value)!r}, which has no async twin here; "
                          f"override {twin_key} with an async generator by hand")
         return None
 
-    def _function_twin(self, fn: cst.FunctionDef, scope: _Scope) -> Optional[cst.Name]:
+    def _function_twin(self, fn: cst.FunctionDef, scope: Scope) -> Optional[cst.Name]:
         name = twin_name(fn.name.value, self.plan.app_twins)
         if id(fn) in self._twins or name in scope.taken:
             return cst.Name(name)
@@ -340,9 +328,9 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
                                        f"closing it; {name} only opens and closes one")
             body = body or canonical_body(factory, self._scoped(factory), scope.session_var())
         else:
-            opener = _opener(fn)
-            if opener is not None:
-                self._say(fn, f"{fn.name.value}() opens its session with {opener}(), which has no async twin here; "
+            opened_by = session_opener(fn)
+            if opened_by is not None:
+                self._say(fn, f"{fn.name.value}() opens its session with {opened_by}(), which has no async twin here; "
                               f"override {self.plan.async_dependency} by hand")
                 return None
             factory = self._sole_factory(fn, f"{fn.name.value}()")
@@ -357,7 +345,7 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
         return cst.Name(name)
 
     def _twin_def(self, fn: cst.FunctionDef, name: str, body: Sequence[cst.BaseStatement],
-                  scope: _Scope) -> cst.FunctionDef:
+                  scope: Scope) -> cst.FunctionDef:
         session_module, session_name = session_class(self.plan.sqlmodel)
         self.add_needed_import(session_module, session_name)
         self.add_needed_import("collections.abc", "AsyncIterator")
@@ -378,16 +366,16 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
 
     # ---- patches ----
 
-    def _setattr_twin(self, call: cst.Call, scopes: list[_Scope],
+    def _setattr_twin(self, call: cst.Call, scopes: list[Scope],
                       present: set[tuple[str, ...]]) -> Optional[cst.BaseSmallStatement]:
-        target = _setattr_target(call)
+        target = setattr_target(call)
         assert target is not None
         where, attr = target
         twin_attr = self.plan.app_twins.get(attr)
         if twin_attr is None or ("setattr", where, twin_attr) in present:
             return None
-        string_form = isinstance(call.args[0].value, cst.SimpleString) and len(_positional(call)) == 2
-        value = _positional(call)[1 if string_form else 2].value
+        string_form = isinstance(call.args[0].value, cst.SimpleString) and len(positional(call)) == 2
+        value = positional(call)[1 if string_form else 2].value
         twin_value: Optional[cst.BaseExpression] = None
         if isinstance(value, cst.Name) and value.value in self._factories:
             twin_value = cst.Name(self._factories[value.value])
@@ -397,13 +385,13 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
             scope = next(s for s in reversed(scopes) if value.value in s.defs)
             twin_value = self._function_twin(scope.defs[value.value], scope)
         if twin_value is None:
-            self._say(call, f"{attr} is patched with {_code(value)!r}, which has no async twin here; patch "
+            self._say(call, f"{attr} is patched with {source_text(value)!r}, which has no async twin here; patch "
                             f"{twin_attr} by hand")
             return None
         if string_form:
             old = call.args[0].value
             assert isinstance(old, cst.SimpleString)
-            args = [call.args[0].with_changes(value=_retarget(old, twin_attr)),
+            args = [call.args[0].with_changes(value=retarget(old, twin_attr)),
                     call.args[1].with_changes(value=twin_value)]
         else:
             args = [call.args[0], call.args[1].with_changes(value=cst.SimpleString(f'"{twin_attr}"')),
@@ -424,90 +412,6 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
                     self._say(call, f"{func}() of {attr} is not repeated for {self.plan.app_twins[attr]}; patch it "
                                     "too, with an async counterpart")
                     return
-
-
-# ---- pure functions on syntax ----
-
-
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)
-
-
-def _block(suite: cst.BaseSuite) -> Sequence[cst.BaseStatement]:
-    return suite.body if isinstance(suite, cst.IndentedBlock) else ()
-
-
-def _inner_blocks(stmt: cst.BaseCompoundStatement) -> list[Sequence[cst.BaseStatement]]:
-    """The blocks of ``if``/``with``/``for``/``while``/``try`` (every branch)."""
-    blocks = [_block(stmt.body), *(_block(h.body) for h in getattr(stmt, "handlers", ()))]
-    for attr in ("orelse", "finalbody"):
-        other = getattr(stmt, attr, None)
-        if isinstance(other, cst.If):
-            blocks += _inner_blocks(other)
-        elif other is not None:
-            blocks.append(_block(other.body))
-    return blocks
-
-
-def _opener(fn: cst.FunctionDef) -> Optional[str]:
-    """The callee that creates the session ``fn`` yields or returns (``TestingSessionLocal``), if it makes one."""
-    handed: set[str] = set()
-    for node in m.findall(fn.body, m.Yield() | m.Return()):
-        value = node.value  # type: ignore[attr-defined]
-        if isinstance(value, cst.Call):
-            return dotted(value.func)
-        if isinstance(value, cst.Name):
-            handed.add(value.value)
-    for node in m.findall(fn.body, m.Assign(targets=[m.AssignTarget(m.Name())], value=m.Call())):
-        assert isinstance(node, cst.Assign) and isinstance(node.value, cst.Call)
-        if node.targets[0].target.value in handed:  # type: ignore[attr-defined]
-            return dotted(node.value.func)
-    for node in m.findall(fn.body, m.WithItem(item=m.Call(), asname=m.AsName(name=m.Name()))):
-        assert isinstance(node, cst.WithItem) and isinstance(node.item, cst.Call) and node.asname is not None
-        if node.asname.name.value in handed:  # type: ignore[attr-defined]
-            return dotted(node.item.func)
-    return None
-
-
-def _pad(stmt: cst.BaseStatement, count: int) -> cst.BaseStatement:
-    """``stmt`` with at least ``count`` blank lines before it (unindented, so no trailing whitespace)."""
-    lines = list(stmt.leading_lines)
-    blank = next((i for i, line in enumerate(lines) if line.comment is not None), len(lines))
-    return stmt.with_changes(leading_lines=[cst.EmptyLine(indent=False)] * max(0, count - blank) + lines)
-
-
-def _is_overrides_item(node: cst.BaseExpression) -> bool:
-    return m.matches(node, m.Subscript(value=m.Attribute(attr=m.Name(_OVERRIDES))))
-
-
-def _positional(call: cst.Call) -> list[cst.Arg]:
-    return [a for a in call.args if a.keyword is None and not a.star]
-
-
-def _setattr_target(call: cst.Call) -> Optional[tuple[str, str]]:
-    """``(target, attribute)`` of ``monkeypatch.setattr(mod, "Name", v)``, ``setattr(mod, "Name", v)`` and
-    ``monkeypatch.setattr("pkg.mod.Name", v)``."""
-    if not (m.matches(call.func, m.Attribute(value=m.Name(), attr=m.Name("setattr")))
-            or m.matches(call.func, m.Name("setattr"))):
-        return None
-    args = _positional(call)
-    if len(args) == 2 and isinstance(call.func, cst.Attribute) and isinstance(args[0].value, cst.SimpleString):
-        path = args[0].value.evaluated_value
-        if isinstance(path, str) and "." in path:
-            where, _, attr = path.rpartition(".")
-            return where, attr
-    if len(args) == 3 and isinstance(args[1].value, cst.SimpleString):
-        attr = args[1].value.evaluated_value
-        if isinstance(attr, str):
-            return _code(args[0].value), attr
-    return None
-
-
-def _retarget(node: cst.SimpleString, attr: str) -> cst.SimpleString:
-    """``"app.tasks.SessionLocal"`` -> ``"app.tasks.AsyncSessionLocal"`` in the same quotes."""
-    value = node.evaluated_value
-    assert isinstance(value, str)
-    return node.with_changes(value=node.prefix + node.quote + value.rpartition(".")[0] + "." + attr + node.quote)
 
 
 def run_on_source(code: str, plan: FilePlan) -> tuple[str, list[str]]:

@@ -1,4 +1,4 @@
-"""Shared matching for calls on *async* receivers (used by the post-migration rules, ASM2xx).
+"""Shared matching for calls on *async* receivers, and per-function memos (post-migration rules, ASM2xx).
 
 Which receivers are ``AsyncSession`` comes from session tracking
 (``Project.receiver`` gives ``("asession", evidence)``).  ``AsyncEngine`` is a
@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .. import facts
+from ..analysis.queries import FunctionFlow, Statement, statement_of
 from ..model import CallSite, Expr
 from .base import FunctionContext
 
@@ -98,3 +99,25 @@ def async_coroutine_call(ctx: FunctionContext, call: CallSite) -> Optional[tuple
     if method in facts.ASYNC_CONNECTION_COROUTINES and is_async_connection(ctx, recv):
         return "AsyncConnection", "factory"
     return None
+
+
+def flow_of(ctx: FunctionContext) -> FunctionFlow:
+    """The function's query results, following receivers this module accepts as AsyncSession (memoised)."""
+    flow = ctx.__dict__.get("_flow")
+    if flow is None:
+        flow = ctx.__dict__["_flow"] = FunctionFlow(ctx.project, ctx.fid, lambda e: async_session(ctx, e) is not None)
+    return flow
+
+
+def statement_for(ctx: FunctionContext, call: CallSite) -> Statement:
+    """What a session call runs (memoised per call site)."""
+    memo = ctx.__dict__.setdefault("_statements", {})
+    key = id(call)
+    if key not in memo:
+        memo[key] = statement_of(ctx.project, ctx.fid, call)
+    return memo[key]
+
+
+def class_name(cid: str) -> str:
+    """``module:Class`` -> ``Class``."""
+    return cid.rsplit(":", 1)[-1]

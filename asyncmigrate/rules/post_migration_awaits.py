@@ -22,7 +22,8 @@ from collections import Counter
 from typing import Iterator, Optional
 
 from .. import facts
-from ..analysis.orm import FunctionFlow, calls_within, within
+from ..analysis.orm import calls_within, within
+from ..analysis.queries import FunctionFlow
 from ..model import CallSite, Expr
 from ._async_calls import async_coroutine_call, async_session
 from ._session_calls import receiver_text

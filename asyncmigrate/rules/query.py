@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from .. import facts
 from .base import Bad, FunctionContext, Good, Hit, Rule
 from ._session_calls import receiver_text, sync_session_calls
 
@@ -42,7 +43,7 @@ class LegacyQuery(Rule):
     name = "legacy-query"
     family = "query"
     category = "query"
-    message = "`{receiver}.query()` runs a sync query{terminal}"
+    message = "`{receiver}.query()` {action}"
     examples = (
         Bad('''
 from sqlalchemy.orm import Session
@@ -74,5 +75,10 @@ def build(query):
 
     def check(self, ctx: FunctionContext) -> Iterator[Hit]:
         for call, _method, evidence in sync_session_calls(ctx, frozenset({"query"})):
-            terminal = f" (.{call.chain[-1]}())" if call.chain else ""
-            yield Hit(call.span, {"receiver": receiver_text(call.func[1]), "terminal": terminal}, evidence, call.snippet)
+            last = call.chain[-1] if call.chain else None
+            if last in facts.QUERY_TERMINALS:
+                action = f"runs a sync query (.{last}())"
+            else:
+                # returned, stored or passed on: it runs wherever it is iterated or finished
+                action = "builds a legacy Query (it runs where it is iterated or finished)"
+            yield Hit(call.span, {"receiver": receiver_text(call.func[1]), "action": action}, evidence, call.snippet)

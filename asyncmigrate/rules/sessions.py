@@ -223,7 +223,9 @@ async def nightly_job():
             target = ctx.resolve(call)
             if target is None:
                 continue
-            if target[0] == "factory" or (target[0] == "ext" and target[1] in facts.SYNC_SESSION_TYPES):
+            # ``scoped_session(...)`` builds a registry (a factory), not a session: that is ASM141
+            if target[0] == "factory" or (target[0] == "ext" and target[1] in facts.SYNC_SESSION_TYPES
+                                          and target[1] not in facts.SYNC_SESSIONMAKERS):
                 yield Hit(call.span, {"call": _text(call.func) + "()"}, "factory", call.snippet)
 
 

@@ -1,4 +1,4 @@
-"""The ORM layer (``analysis/orm.py``) and the per-file facts it stands on (bindings, keyword literals, uses)."""
+"""The ORM layer (``analysis/orm.py``, ``analysis/queries.py``) and the per-file facts it stands on."""
 
 from __future__ import annotations
 
@@ -8,14 +8,8 @@ import textwrap
 import pytest
 
 from asyncmigrate.analysis.index import summarize
-from asyncmigrate.analysis.orm import (
-    DEFAULT_LAZY,
-    UNKNOWN_LAZY,
-    FunctionFlow,
-    orm_index,
-    relationship_index,
-    statement_of,
-)
+from asyncmigrate.analysis.orm import DEFAULT_LAZY, UNKNOWN_LAZY, orm_index, relationship_index
+from asyncmigrate.analysis.queries import FunctionFlow, statement_of
 from asyncmigrate.analysis.sessions import Project
 from asyncmigrate.model import Binding, Span
 from tests.helpers import summaries

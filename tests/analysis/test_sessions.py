@@ -265,3 +265,51 @@ def test_newer_syntax_is_backported_for_analysis():
         """,
     }, codes=("ASM110",))
     assert [(f.path, f.line, f.evidence) for f in fs] == [("repo.py", 12, "self-attribute")]
+
+
+def test_a_dependency_known_only_by_its_return_annotation():
+    """mealie: the factory comes from a helper, but ``-> Generator[Session, None, None]`` says what is yielded."""
+    fs = findings({
+        "deps.py": """
+            from collections.abc import Generator
+            from sqlalchemy.orm import Session
+            from engine_setup import make_factory
+
+            SessionLocal, engine = make_factory()
+
+            def generate_session() -> Generator[Session, None, None]:
+                db = SessionLocal()
+                try:
+                    yield db
+                finally:
+                    db.close()
+        """,
+        "routes.py": """
+            from fastapi import Depends
+            from deps import generate_session
+
+            async def current_user(session = Depends(generate_session)):
+                return session.query(User).first()
+        """,
+    }, codes=("ASM101", "ASM110"))
+    assert [(f.path, f.code, f.severity) for f in fs] == [
+        ("routes.py", "ASM101", "blocks-loop"), ("routes.py", "ASM110", "blocks-loop")]
+
+
+def test_async_tests_do_not_put_production_code_on_the_loop():
+    fs = findings({
+        "app/__init__.py": "",
+        "app/jobs.py": """
+            from sqlalchemy.orm import Session
+
+            def due_jobs(db: Session):
+                return db.query(Job).all()
+        """,
+        "tests/test_jobs.py": """
+            from app.jobs import due_jobs
+
+            async def test_due(session):
+                assert due_jobs(session) == []
+        """,
+    }, codes=("ASM110",))
+    assert [(f.path, f.severity) for f in fs] == [("app/jobs.py", "debt")]
