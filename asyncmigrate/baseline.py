@@ -67,6 +67,7 @@ from .cli import (
     split_codes,
     validate_codes,
 )
+from .atomic import write_bytes_atomic
 from .config import Config
 from .model import BLOCKS_LOOP, FileError, Finding, ScanResult
 from .runner import SKIP_DIRS, Discovery, Source, display_path
@@ -173,27 +174,7 @@ class Baseline:
 
 def write_atomic(path: Path, text: str) -> None:
     """Temp file in the same directory, then ``os.replace``: readers see the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_bytes_atomic(path, text.encode("utf-8"), prefix=f".{path.name}.")
 
 
 def _show(path: Path | str) -> str:

@@ -16,7 +16,6 @@ import difflib
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -26,6 +25,7 @@ import libcst as cst
 from libcst.codemod import Codemod, CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
+from .atomic import write_bytes_atomic
 from .codemods import BY_NAME, PIPELINE
 from .codemods.base import FilePlan, ParenthesizeAwaits, merge_scheduled_imports
 from .analysis.index import backport_syntax, decode_source
@@ -228,26 +228,11 @@ def verify_imports(result: "FixResult", modules: dict[str, tuple[str, bytes]]) -
 
 
 def atomic_write(path: str, data: bytes) -> None:
-    st = os.stat(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".asyncmigrate-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, st.st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_bytes_atomic(path, data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(str(path), text.encode("utf-8"))
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def _drivers(root: Path, plan: MigrationPlan) -> set[str]:

@@ -28,7 +28,7 @@ from typing import Iterable, Optional
 
 from . import facts
 from .analysis.findings import Analysis
-from .analysis.index import MODULE_SCOPE
+from .analysis.index import MODULE_SCOPE, expr_text
 from .analysis.paths import is_test_file  # noqa: F401  (re-exported for callers)
 from .analysis.orm import relationship_index
 from .analysis.sessions import SESSION, Project, is_session
@@ -43,22 +43,6 @@ _CANNOT_BE_ASYNC = frozenset({"__init__", "__new__", "__del__", "__enter__", "__
                               "__setattr__", "__getitem__", "__setitem__", "__contains__", "__post_init__"})
 _SAFE_CALLBACK_SINKS = frozenset({"add_task", "Depends", "Security", "create_task", "ensure_future", "gather",
                                   "add_api_route", "api_route", "add_event_handler", "include_router"})
-
-
-def expr_text(expr: Expr) -> Optional[str]:
-    """The callee text codemods see: ``a.b``, ``Repo().names`` (call arguments dropped)."""
-    if expr is None:
-        return None
-    kind = expr[0]
-    if kind == "n":
-        return expr[1]
-    if kind == "a":
-        base = expr_text(expr[1])
-        return f"{base}.{expr[2]}" if base is not None else None
-    if kind == "c":
-        base = expr_text(expr[1])
-        return f"{base}()" if base is not None else None
-    return None
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,26 @@ def expr_of(node: Optional[ast.AST]) -> Expr:
     return None
 
 
+def expr_text(expr: Expr) -> Optional[str]:
+    """Source-like text of an encoded expression: ``a.b``, ``Repo().names`` (call arguments dropped).
+
+    The codemods compute the same text from libcst nodes (``codemods.base.callee_text``), which is how a
+    plan made from these summaries finds its call sites again.
+    """
+    if expr is None:
+        return None
+    kind = expr[0]
+    if kind == "n":
+        return expr[1]
+    if kind == "a":
+        base = expr_text(expr[1])
+        return f"{base}.{expr[2]}" if base is not None else None
+    if kind == "c":
+        base = expr_text(expr[1])
+        return f"{base}()" if base is not None else None
+    return None
+
+
 def _subscript_items(node: ast.Subscript) -> list[Expr]:
     sl = node.slice
     elts = sl.elts if isinstance(sl, ast.Tuple) else [sl]

@@ -5,21 +5,15 @@ from __future__ import annotations
 from typing import Iterator, Optional
 
 from .. import facts
+from ..analysis.index import expr_text
 from ..analysis.sessions import SESSION
 from ..model import CallSite
 from .base import FunctionContext
 
 
 def receiver_text(expr) -> str:
-    if expr is None:
-        return "?"
-    if expr[0] == "n":
-        return expr[1]
-    if expr[0] == "a":
-        return f"{receiver_text(expr[1])}.{expr[2]}"
-    if expr[0] == "c":
-        return f"{receiver_text(expr[1])}()"
-    return "?"
+    """Message text for an encoded expression (``?`` where it has no source-like form)."""
+    return expr_text(expr) or "?"
 
 
 def _confirmed_name_only(ctx: FunctionContext) -> set:

@@ -13,6 +13,7 @@ from typing import Iterator
 
 from .. import facts
 from ..analysis.sessions import is_session
+from ._session_calls import receiver_text
 from .base import Bad, FunctionContext, Good, Hit, Rule
 
 _DB = '''
@@ -34,18 +35,6 @@ def get_db():
 
 app = FastAPI()
 '''
-
-
-def _text(expr) -> str:
-    if expr is None:
-        return "?"
-    if expr[0] == "n":
-        return expr[1]
-    if expr[0] == "a":
-        return f"{_text(expr[1])}.{expr[2]}"
-    if expr[0] == "c":
-        return f"{_text(expr[1])}()"
-    return "?"
 
 
 class SyncSessionDependency(Rule):
@@ -106,8 +95,8 @@ async def read_user(user_id: int, db: AsyncSession = Depends(get_async_db)):
             v = ctx.project.param_value(ctx.fid, p)
             if is_session(v) and v[1] == "dependency":
                 dep = p.depends[2] if p.depends else None
-                yield Hit(p.span, {"param": p.name, "dependency": _text(dep) if dep else _text(p.annotation)},
-                          "dependency", f"{p.name}:{_text(p.annotation)}={_text(dep)}")
+                yield Hit(p.span, {"param": p.name, "dependency": receiver_text(dep) if dep else receiver_text(p.annotation)},
+                          "dependency", f"{p.name}:{receiver_text(p.annotation)}={receiver_text(dep)}")
 
 
 class SyncSessionAnnotation(Rule):
@@ -160,7 +149,7 @@ async def count_users(db: AsyncSession) -> int:
                 continue
             v = ctx.project.param_value(ctx.fid, p)
             if is_session(v) and v[1] == "annotation":
-                yield Hit(p.span, {"param": p.name}, "annotation", f"{p.name}:{_text(p.annotation)}")
+                yield Hit(p.span, {"param": p.name}, "annotation", f"{p.name}:{receiver_text(p.annotation)}")
 
 
 class SyncSessionFactoryCall(Rule):
@@ -226,7 +215,7 @@ async def nightly_job():
             # ``scoped_session(...)`` builds a registry (a factory), not a session: that is ASM141
             if target[0] == "factory" or (target[0] == "ext" and target[1] in facts.SYNC_SESSION_TYPES
                                           and target[1] not in facts.SYNC_SESSIONMAKERS):
-                yield Hit(call.span, {"call": _text(call.func) + "()"}, "factory", call.snippet)
+                yield Hit(call.span, {"call": receiver_text(call.func) + "()"}, "factory", call.snippet)
 
 
 class NextOfSessionDependency(Rule):
@@ -281,4 +270,4 @@ def first():
                 continue
             v = ctx.project.value(("next", arg), ctx.fid)
             if is_session(v):
-                yield Hit(call.span, {"call": _text(arg)}, "provider", call.snippet)
+                yield Hit(call.span, {"call": receiver_text(arg)}, "provider", call.snippet)
