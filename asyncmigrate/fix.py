@@ -272,6 +272,9 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
     rewrites = [BY_NAME[n] for n in select] if select else list(PIPELINE)
     for err in run.result.errors:
         result.errors.append((err.path, err.message))
+    db_words = [b"sqlalchemy", b"sqlmodel"]
+    if plan.database is not None:
+        db_words.append(plan.database.dotted.rsplit(".", 1)[-1].encode())
     for src in run.discovery.sources:
         file_plan = plan.files.get(src.path)
         try:
@@ -280,7 +283,9 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
             result.errors.append((src.path, f"cannot read: {exc}"))
             continue
         if file_plan is None:
-            if not any(w in data for w in _PHASE1_WORDS):
+            # Phase-1 code (engine, startup/shutdown, test overrides) without a plan: only in files that
+            # talk to SQLAlchemy or to the planned database module ("pool" alone is multiprocessing.pool)
+            if not any(w in data for w in _PHASE1_WORDS) or not any(w in data for w in db_words):
                 continue
             file_plan = plan.fallback(src.path, src.module)
         try:

@@ -162,6 +162,26 @@ class Planner:
                 return True
         return False
 
+    def _threadpool_route(self, fid: str) -> bool:
+        """A sync route or dependency that FastAPI runs in its threadpool today (SQLALCHEMY_ASYNC.md §5)."""
+        fn = self.project.functions[fid].summary
+        if fn.is_async or self.graph.on_loop(fid):
+            return False
+        routes = any(d is not None and d[0] == "a" and d[2] in facts.ROUTE_DECORATORS for d in fn.decorator_calls)
+        return routes or fid in self._dependency_targets()
+
+    def _dependency_targets(self) -> set[str]:
+        if not hasattr(self, "_deps"):
+            p = self.project
+            self._deps: set[str] = set()
+            for fid, fn in p.functions.items():
+                for prm in fn.summary.params:
+                    if prm.depends is not None and prm.depends[0] == "dep" and prm.depends[2] is not None:
+                        v = p.value(prm.depends[2], fid)
+                        if v and v[0] == "func":
+                            self._deps.add(v[1])
+        return self._deps
+
     def blocking_io(self, fid: str) -> list[tuple[int, str]]:
         """Other blocking calls (files, HTTP, subprocesses...) in ``fid``: (line, name)."""
         out = []
@@ -457,15 +477,23 @@ class Planner:
             saved_left = list(self.plan.left)
             converted = self.conversion(frozenset(excluded))
             make_async, await_calls, run_calls, async_with = self.propagate(converted)
-            offenders = [fid for fid in make_async if not self.graph.on_loop(fid) and self.blocking_io(fid)]
-            if not offenders:
+            offenders = [fid for fid in make_async if self._threadpool_route(fid) and self.blocking_io(fid)]
+            stay_sync = []
+            for fid in offenders:
+                group = self.component(fid, converted) | {fid}
+                line, name = self.blocking_io(fid)[0]
+                fn = self.project.functions[fid].summary
+                if any(self.graph.on_loop(g) for g in group):
+                    # converting unblocks code that is on the loop today: do it, and say where I/O moves
+                    self.left(fid, line, f"{name}() in `{fn.qualname}` now runs on the event loop: wrap it in "
+                              "run_in_threadpool (or an async file API)")
+                    continue
+                stay_sync.append((fid, group, line, name, fn))
+            if not stay_sync:
                 break
             self.plan.left = saved_left
-            for fid in offenders:
-                line, name = self.blocking_io(fid)[0]
-                group = self.component(fid, converted) | {fid}
+            for fid, group, line, name, fn in stay_sync:
                 excluded |= group
-                fn = self.project.functions[fid].summary
                 others = f", with {len(group) - 1} function(s) sharing its session," if len(group) > 1 else ""
                 self.left(fid, fn.span.line, f"`{fn.qualname}` calls {name}() (line {line}) and runs in a threadpool "
                           f"today; as async def that I/O would block the loop: left on the sync session{others} "
