@@ -31,7 +31,7 @@ from .analysis.findings import Analysis
 from .analysis.index import MODULE_SCOPE, expr_text
 from .analysis.paths import is_test_file  # noqa: F401  (re-exported for callers)
 from .analysis.orm import relationship_index
-from .analysis.sessions import SESSION, Project, is_session
+from .analysis.sessions import Project, is_session
 from .codemods.base import FilePlan
 from .config import Config
 from .model import CallSite, Expr

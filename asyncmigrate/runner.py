@@ -43,7 +43,7 @@ SKIP_DIRS = frozenset({
     ".pytest_cache", ".ruff_cache", ".asyncmigrate_cache", ".eggs", ".direnv",
 })
 _PARALLEL_MIN_FILES = 48
-_CACHE_SCHEMA = 3
+_CACHE_SCHEMA = 4
 
 
 def display_path(path: str) -> str:
@@ -79,19 +79,32 @@ class Discovery:
     errors: list[FileError] = field(default_factory=list)
 
 
-def module_name(path: Path) -> tuple[str, bool]:
-    """Dotted module name from the package structure (``__init__.py`` files) above ``path``."""
+def module_name(path: Path, packages: Optional[dict[str, tuple[str, ...]]] = None) -> tuple[str, bool]:
+    """Dotted module name from the package structure (``__init__.py`` files) above ``path``.
+
+    ``packages`` memoises, per directory, the package names above it (``discover`` passes one
+    for the whole walk, so each directory is looked at once, not once per file in it).
+    """
     path = path.absolute()
     is_package = path.name == "__init__.py"
-    parts = [] if is_package else [path.stem]
-    d = path.parent
-    while (d / "__init__.py").exists() and d.parent != d:
-        parts.append(d.name)
-        d = d.parent
+    parts = ([] if is_package else [path.stem]) + list(_packages_at(path.parent, packages))
     if not parts:  # a bare __init__.py outside any package
         parts = [path.parent.name]
     # a name that is not UTF-8 cannot be imported anyway; keep it printable (reports, JSON)
     return display_path(".".join(reversed(parts))), is_package
+
+
+def _packages_at(d: Path, memo: Optional[dict[str, tuple[str, ...]]]) -> tuple[str, ...]:
+    """The names of the packages ``d`` is in, innermost first (``d`` itself when it has ``__init__.py``)."""
+    key = str(d)
+    if memo is not None and key in memo:
+        return memo[key]
+    names: tuple[str, ...] = ()
+    if (d / "__init__.py").exists() and d.parent != d:
+        names = (d.name, *_packages_at(d.parent, memo))
+    if memo is not None:
+        memo[key] = names
+    return names
 
 
 def _rel(path: Path) -> str:
@@ -108,12 +121,17 @@ class _Ignores:
     def __init__(self, config: Config):
         self.config = config
         self.specs: list[tuple[Path, pathspec.PathSpec]] = []
+        self._loaded: set[str] = set()
         if config.exclude:
             self.specs.append((Path(config.root).resolve(), pathspec.GitIgnoreSpec.from_lines(config.exclude)))
 
     def load_gitignore(self, directory: Path) -> None:
         if not self.config.respect_gitignore:
             return
+        key = os.path.abspath(directory)
+        if key in self._loaded:  # every file given explicitly has the same parents: read each once
+            return
+        self._loaded.add(key)
         gi = directory / ".gitignore"
         try:
             lines = gi.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -148,11 +166,16 @@ def discover(paths: Sequence[str], config: Config) -> Discovery:
     seen: set[str] = set()
     ignores = _Ignores(config)
     # .gitignore files above the given paths (up to the repository root) apply too
+    starts: set[Path] = set()
     for p in paths:
         start = Path(p).absolute()
         start = start if start.is_dir() else start.parent
+        if start in starts:
+            continue
+        starts.add(start)
         for d in reversed([start, *start.parents]):
             ignores.load_gitignore(d)
+    packages: dict[str, tuple[str, ...]] = {}
 
     def add(path: Path, explicit: bool) -> None:
         key = os.path.abspath(path)
@@ -161,7 +184,7 @@ def discover(paths: Sequence[str], config: Config) -> Discovery:
         seen.add(key)
         if not explicit and not include.match_file(path.as_posix()):
             return
-        mod, is_pkg = module_name(path)
+        mod, is_pkg = module_name(path, packages)
         out.sources.append(Source(_rel(path), str(path), mod, is_pkg))
 
     for p in paths:
@@ -239,7 +262,13 @@ def _no_cyclic_gc():
 
 
 class Cache:
-    """One pickle of summaries per cache directory and configuration."""
+    """One pickle of summaries per cache directory and configuration.
+
+    The file holds two pickles: the tree key of the files it was saved for, then the
+    summaries.  Only the first is read up front; the summaries (tens of MB for a million
+    lines, the slow part of a warm run) are read when something asks for them, which an
+    unchanged tree whose scan result is cached never does.
+    """
 
     def __init__(self, directory: Optional[Path], config_key: str):
         self.directory = directory
@@ -247,6 +276,9 @@ class Cache:
         self.entries: dict[tuple[str, str, str], FileSummary | FileError] = {}
         self.results: dict[str, object] = {}
         self.dirty = False
+        #: the tree key the stored summaries were saved for (None: no usable file)
+        self.stored_tree: Optional[str] = None
+        self._pending = False  # the stored summaries are not read yet
         if directory is not None:
             self._load()
 
@@ -260,13 +292,30 @@ class Cache:
     def _load(self) -> None:
         try:
             with open(self.file, "rb") as f:  # type: ignore[arg-type]
-                data = pickle.load(f)
-            if isinstance(data, dict):
-                self.entries = data
+                stored = pickle.load(f)
         except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
-            self.entries = {}
+            return
+        if isinstance(stored, str):
+            self.stored_tree = stored
+            self._pending = True
+
+    def _read_entries(self) -> None:
+        if not self._pending:
+            return
+        self._pending = False
+        try:
+            with open(self.file, "rb") as f:  # type: ignore[arg-type]
+                # the tree key (another run may have replaced the file: its entries are still keyed by content)
+                pickle.load(f)
+                data = pickle.load(f)
+        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+            return
+        if isinstance(data, dict):
+            for k, v in data.items():
+                self.entries.setdefault(k, v)
 
     def get(self, src: Source, digest: str):
+        self._read_entries()
         return self.entries.get((src.path, src.module, digest))
 
     def put(self, src: Source, digest: str, value) -> None:
@@ -289,15 +338,18 @@ class Cache:
         if rf is not None:
             _atomic_pickle(rf, (key, value))
 
-    def save(self, live: set[tuple[str, str, str]]) -> None:
-        if self.directory is None or not self.dirty:
+    def save(self, live: set[tuple[str, str, str]], tree_key: str) -> None:
+        if self.directory is None or not (self.dirty or tree_key != self.stored_tree):
             return
+        self._read_entries()
         # drop entries for files that are gone or changed, so the cache does not grow forever
         self.entries = {k: v for k, v in self.entries.items() if k in live}
-        _atomic_pickle(self.file, self.entries)  # type: ignore[arg-type]
+        if live <= self.entries.keys():  # the tree key promises a summary for every live file
+            _atomic_pickle(self.file, tree_key, self.entries)  # type: ignore[arg-type]
+            self.stored_tree = tree_key
 
 
-def _atomic_pickle(path: Path, value) -> None:
+def _atomic_pickle(path: Path, *values) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         gitignore = path.parent / ".gitignore"
@@ -305,20 +357,55 @@ def _atomic_pickle(path: Path, value) -> None:
             gitignore.write_text("*\n")
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as f:
-            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+            for value in values:
+                pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only cache directory only costs speed
 
 
-@dataclass
 class Summaries:
-    summaries: list[FileSummary]
-    errors: list[FileError]
-    #: digest of every file's content, for the result cache
-    tree_key: str
-    analysed: int = 0  # files parsed this run (not from the cache)
-    cache: Optional[Cache] = None
+    """Every file's summary or error, in discovery order.
+
+    When the whole tree comes from the cache, ``summaries`` and ``errors`` are read from it on
+    first access (a warm ``scan`` whose result is cached never needs them).
+    """
+
+    def __init__(self, summaries: Optional[list[FileSummary]], errors: Optional[list[FileError]], tree_key: str,
+                 analysed: int = 0, cache: Optional[Cache] = None,
+                 load: Optional[Callable[[], tuple[list[FileSummary], list[FileError]]]] = None):
+        self._summaries = summaries
+        self._errors = errors
+        #: digest of every file's content, for the result cache
+        self.tree_key = tree_key
+        self.analysed = analysed  # files parsed this run (not from the cache)
+        self.cache = cache
+        self._load = load
+
+    def _materialise(self) -> None:
+        if self._load is not None:
+            load, self._load = self._load, None
+            self._summaries, self._errors = load()
+
+    @property
+    def summaries(self) -> list[FileSummary]:
+        self._materialise()
+        return self._summaries  # type: ignore[return-value]
+
+    @summaries.setter
+    def summaries(self, value: list[FileSummary]) -> None:
+        self._materialise()
+        self._summaries = value
+
+    @property
+    def errors(self) -> list[FileError]:
+        self._materialise()
+        return self._errors  # type: ignore[return-value]
+
+    @errors.setter
+    def errors(self, value: list[FileError]) -> None:
+        self._materialise()
+        self._errors = value
 
 
 def summarise(
@@ -353,6 +440,7 @@ def _summarise(
     digests: dict[str, str] = {}
     live: set[tuple[str, str, str]] = set()
     tree = hashlib.sha256()
+    contents: list[tuple[Source, bytes]] = []
     for src in discovery.sources:
         data = overrides[src.path] if overrides is not None and src.path in overrides else _read(src, config.max_file_size)
         if isinstance(data, FileError):
@@ -363,11 +451,29 @@ def _summarise(
         digests[src.path] = digest
         tree.update(f"{src.path}\0{src.module}\0{digest}\0".encode("utf-8", "surrogateescape"))
         live.add((src.path, src.module, digest))
-        hit = cache.get(src, digest)
+        contents.append((src, data))
+    tree_key = tree.hexdigest()
+    if use_cache and contents and tree_key == cache.stored_tree:
+        # nothing changed since the cache was saved: every summary is there, read it only if asked
+        cached = [src for src, _ in contents]
+        del contents
+
+        def load() -> tuple[list[FileSummary], list[FileError]]:
+            with _no_cyclic_gc():
+                for src in cached:
+                    hit = cache.get(src, digests[src.path])
+                    # (a cache file replaced meanwhile by a run on other files: analyse what is missing)
+                    results[src.path] = hit if hit is not None else _reanalyse(src, config.max_file_size)
+                return _ordered(discovery, results, errors)
+
+        return Summaries(None, None, tree_key, 0, cache, load=load)
+    for src, data in contents:
+        hit = cache.get(src, digests[src.path])
         if hit is not None:
             results[src.path] = hit
         else:
             todo.append((src, data))
+    del contents
     total = len(todo)
     done = 0
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
@@ -392,10 +498,21 @@ def _summarise(
             if progress and done % 16 == 0:
                 progress(done, total)
     if use_cache:
-        cache.save(live)
-    summaries = [v for v in (results[s.path] for s in discovery.sources if s.path in results) if isinstance(v, FileSummary)]
-    errors += [v for v in (results[s.path] for s in discovery.sources if s.path in results) if isinstance(v, FileError)]
-    return Summaries(summaries, errors, tree.hexdigest(), total, cache if use_cache else None)
+        cache.save(live, tree_key)
+    summaries, errors = _ordered(discovery, results, errors)
+    return Summaries(summaries, errors, tree_key, total, cache if use_cache else None)
+
+
+def _ordered(discovery: Discovery, results: dict[str, FileSummary | FileError],
+             errors: list[FileError]) -> tuple[list[FileSummary], list[FileError]]:
+    values = [results[s.path] for s in discovery.sources if s.path in results]
+    return ([v for v in values if isinstance(v, FileSummary)],
+            errors + [v for v in values if isinstance(v, FileError)])
+
+
+def _reanalyse(src: Source, max_size: int) -> FileSummary | FileError:
+    data = _read(src, max_size)
+    return data if isinstance(data, FileError) else analyse_source(src, data)
 
 
 class Progress:

@@ -83,7 +83,8 @@ def backend_corpora(env: Optional[dict] = None) -> list[Corpus]:
     base = env.get(CORPUS_ENV)
     if not base or not Path(base).is_dir():
         return []
-    return [Corpus(p.name, p, "backend") for p in sorted(Path(base).iterdir()) if p.is_dir()]
+    return [Corpus(p.name, p, "backend") for p in sorted(Path(base).iterdir())
+            if p.is_dir() and not p.name.startswith(".")]  # not caches such as .asyncmigrate_cache
 
 
 def find_corpora(env: Optional[dict] = None) -> list[Corpus]:

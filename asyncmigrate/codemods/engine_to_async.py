@@ -297,6 +297,8 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
 
     def _plan_imported_dependency(self, module: cst.Module) -> None:
         """A ``get_db`` whose factory is imported (``from app.db.session import SessionLocal``)."""
+        if self.plan.test_module:
+            return  # test overrides are the ``tests`` rewrite's
         factories = {f for f in self.plan.sync_factories if import_source(module, f) is not None}
         if factories:
             self._plan_dependency(module, factories, None, None, None, False, [], None)

@@ -23,6 +23,7 @@ import pytest
 from asyncmigrate.codemods import query_to_select
 from asyncmigrate.codemods.base import FilePlan
 from asyncmigrate.codemods.query_to_select import QueryToSelect, run_on_source
+from asyncmigrate.facts import ASYNC_SESSION_COROUTINES
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "codemods" / "query_to_select"
 CASES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "before.py").exists())
@@ -91,6 +92,36 @@ def test_fixture_second_run_is_a_no_op(case: str) -> None:
 def test_fixture_without_a_plan_is_a_no_op(case: str) -> None:
     before = (CASES_DIR / case / "before.py").read_text()
     assert run_on_source(before, FilePlan()) == (before, [])
+
+
+class _Awaited(cst.CSTVisitor):
+    """Every ``await`` whose operand is not a call of an ``AsyncSession`` coroutine method (§1)."""
+
+    def __init__(self) -> None:
+        self.wrong: list[str] = []
+
+    def visit_Await(self, node: cst.Await) -> None:
+        call = node.expression
+        if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
+                and call.func.attr.value in ASYNC_SESSION_COROUTINES):
+            self.wrong.append(_code(node))
+
+
+def awaited_wrongly(source: str) -> list[str]:
+    visitor = _Awaited()
+    cst.parse_module(source).visit(visitor)
+    return visitor.wrong
+
+
+def test_the_await_check_catches_chaining_on_a_coroutine() -> None:
+    assert awaited_wrongly("async def f(db):\n    return await db.execute(x).scalars().all()\n")
+    assert not awaited_wrongly("async def f(db):\n    return (await db.execute(x)).scalars().all()\n")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fixture_awaits_only_session_coroutines(case: str) -> None:
+    """``await db.execute(x).scalars()`` awaits the wrong thing (§4): it must be ``(await ...).scalars()``."""
+    assert awaited_wrongly((CASES_DIR / case / "after.py").read_text()) == []
 
 
 def test_there_are_enough_cases() -> None:
@@ -286,20 +317,25 @@ LEFT_ALONE = [
         id="delete-of-columns"),
     pytest.param(
         """
-        async def f(db, update):
-            db.query(User).filter(User.id == 1).update(update)
-        """,
-        ["ASM110 line 2: `update` already names something else here; the Query is left unchanged"],
-        id="shadowed-update"),
-    pytest.param(
-        """
-        from app.helpers import select
+        from app.helpers import select, sa_select
 
         async def f(db):
             return db.query(User).all()
         """,
-        ["ASM110 line 4: `select` already names something else here; the Query is left unchanged"],
-        id="shadowed-select"),
+        ["ASM110 line 4: `select` and `sa_select` already name something else here; the Query is left unchanged"],
+        id="shadowed-select-and-alias"),
+    pytest.param(
+        """
+        async def f(db, flag):
+            if flag:
+                q = db.query(User)
+            else:
+                q = db.query(User.name)
+            return q.all()
+        """,
+        ["ASM110 line 5: `q` holds a Query that is assigned from queries that differ in session or columns; "
+         "its uses are left unchanged"],
+        id="stored-query-branches-differ"),
     pytest.param(
         """
         async def f(db):
@@ -323,6 +359,55 @@ def test_left_alone_and_reported(source: str, warnings: list[str]) -> None:
     output, warned = run(source)
     assert output == textwrap.dedent(source).lstrip("\n")
     assert warned == warnings
+
+
+def test_taken_names_are_imported_under_an_alias() -> None:
+    """Service modules often define their own ``delete`` / ``update``; parameters shadow too."""
+    output, warned = run("""
+        from sqlalchemy import select as sa_select
+
+        def delete(*, db_session, id):
+            pass
+
+        async def f(db, update):
+            db.query(User).filter(User.id == 1).update(update)
+            db.query(User).filter(User.id == 2).delete()
+            return db.query(User).all()
+        """)
+    assert output == textwrap.dedent("""\
+        from sqlalchemy import delete as sa_delete, update as sa_update, select as sa_select
+
+        def delete(*, db_session, id):
+            pass
+
+        async def f(db, update):
+            await db.execute(sa_update(User).where(User.id == 1).values(update))
+            await db.execute(sa_delete(User).where(User.id == 2))
+            return (await db.execute(sa_select(User))).scalars().all()
+        """)
+    assert warned == []
+
+
+def test_stored_query_assigned_in_both_branches() -> None:
+    output, warned = run("""
+        async def f(db, alert_id, name):
+            if alert_id:
+                q = db.query(Alert).filter(Alert.id == alert_id)
+            else:
+                q = db.query(Alert).filter_by(name=name)
+            return q.first()
+        """)
+    assert output == textwrap.dedent("""\
+        from sqlalchemy import select
+
+        async def f(db, alert_id, name):
+            if alert_id:
+                q = select(Alert).where(Alert.id == alert_id)
+            else:
+                q = select(Alert).filter_by(name=name)
+            return (await db.execute(q.limit(1))).scalars().first()
+        """)
+    assert warned == []
 
 
 def test_module_level_query_is_reported() -> None:

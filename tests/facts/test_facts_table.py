@@ -236,6 +236,16 @@ def test_subquery_operators() -> None:
     assert "EXISTS" in str(select(User).exists()) and "EXISTS" in str(sa.exists())
 
 
+@pytest.mark.parametrize("module", sorted(facts.SQL_CONSTRUCT_MODULES))
+def test_sql_construct_modules_export_the_constructs(module: str) -> None:
+    if importlib.util.find_spec(module.split(".")[0]) is None:
+        pytest.skip(f"{module} is not installed")
+    namespace = importlib.import_module(module)
+    assert getattr(namespace, "select") is not None
+    if module == "sqlalchemy":
+        assert {namespace.update, namespace.delete, namespace.func} and namespace.select is sa.select
+
+
 @pytest.mark.parametrize("name", sorted(facts.ENTITY_FACTORIES))
 def test_entity_factories(name: str) -> None:
     assert callable(getattr(sa.orm, name))
