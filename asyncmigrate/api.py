@@ -88,13 +88,17 @@ def analyse_paths(
         bar.close()
     rules = rules_for(config, select, ignore)
     overrides_sev = severity_overrides(config)
+    settings = settings_from(config)
+    # sorted, never ``repr`` of a frozenset: its order changes with PYTHONHASHSEED from one process to the next
+    settings_key = (sorted(settings.session_dependencies), sorted(settings.session_factories),
+                    sorted(settings.session_names), settings.name_heuristics)
     key = hashlib.sha256(repr((sums.tree_key, PACKAGE_HASH, sorted(r.code for r in rules), sorted(overrides_sev.items()),
-                               settings_from(config))).encode()).hexdigest()
+                               settings_key)).encode()).hexdigest()
     if not need_analysis and sums.cache is not None:
         cached = sums.cache.load_result(key)
         if isinstance(cached, ScanResult):
             return Run(cached, None, sums, discovery)
-    analysis = analyze(sums.summaries, sums.errors, rules, settings_from(config), overrides_sev)
+    analysis = analyze(sums.summaries, sums.errors, rules, settings, overrides_sev)
     if sums.cache is not None:
         sums.cache.store_result(key, analysis.result)
     return Run(analysis.result, analysis, sums, discovery)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -86,9 +87,12 @@ _KNOWN = _LIST_KEYS | _BOOL_KEYS | _STR_KEYS | _INT_KEYS | {"severity"}
 
 
 def find_pyproject(start: Path) -> Optional[Path]:
-    start = start.resolve()
-    if start.is_file():
-        start = start.parent
+    try:
+        start = start.resolve()
+        if start.is_file():
+            start = start.parent
+    except (OSError, RuntimeError):  # a symlink loop or unreadable path: it is reported per file later
+        start = Path(os.path.abspath(start)).parent
     for d in (start, *start.parents):
         candidate = d / "pyproject.toml"
         if candidate.is_file():

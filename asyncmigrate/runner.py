@@ -125,19 +125,34 @@ class _Ignores:
         if config.exclude:
             self.specs.append((Path(config.root).resolve(), pathspec.GitIgnoreSpec.from_lines(config.exclude)))
 
-    def load_gitignore(self, directory: Path) -> None:
+    def load_gitignore(self, directory: Path, named: Optional[Path] = None) -> None:
+        """Read ``directory/.gitignore``; for an ancestor of a path the user ``named``, skip it if it ignores that path.
+
+        Naming a directory on the command line overrides an ignore file above it that would exclude it whole
+        (``~/.pyenv/.gitignore`` ignores ``/versions``); its other patterns still apply below.
+        """
         if not self.config.respect_gitignore:
             return
         key = os.path.abspath(directory)
         if key in self._loaded:  # every file given explicitly has the same parents: read each once
             return
-        self._loaded.add(key)
         gi = directory / ".gitignore"
         try:
             lines = gi.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
+            self._loaded.add(key)
             return
-        self.specs.append((directory.resolve(), pathspec.GitIgnoreSpec.from_lines(lines)))
+        spec = pathspec.GitIgnoreSpec.from_lines(lines)
+        base = directory.resolve()
+        if named is not None and named != base:
+            try:
+                rel = named.relative_to(base).as_posix()
+            except ValueError:
+                rel = None
+            if rel and (spec.match_file(rel + "/") or spec.match_file(rel)):
+                return  # not marked loaded: a later path that this file does not exclude may still use it
+        self._loaded.add(key)
+        self.specs.append((base, spec))
 
     def ignored(self, path: Path, is_dir: bool) -> bool:
         resolved = path if path.is_absolute() else _absolute_parent(path)
@@ -173,8 +188,12 @@ def discover(paths: Sequence[str], config: Config) -> Discovery:
         if start in starts:
             continue
         starts.add(start)
-        for d in reversed([start, *start.parents]):
-            ignores.load_gitignore(d)
+        # like git: .gitignore files above a path apply only inside the same repository (up to its root);
+        # outside any repository only the path itself counts (pyenv's ~/.pyenv/.gitignore ignores /versions)
+        ancestors = [start, *start.parents]
+        top = next((i for i, d in enumerate(ancestors) if (d / ".git").exists()), None)
+        for d in reversed(ancestors[: top + 1] if top is not None else ancestors[:1]):
+            ignores.load_gitignore(d, named=start.resolve())
     packages: dict[str, tuple[str, ...]] = {}
 
     def add(path: Path, explicit: bool) -> None:

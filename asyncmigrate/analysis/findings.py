@@ -92,9 +92,9 @@ def analyze(
                 for hit in _safe_check(rule, ctx, result):
                     raw.append((rule, fid, hit))
     file_rules = [r for r in rules if hasattr(r, "check_file")]
+    module_fids = {id(f.file): fid for fid, f in project.functions.items() if f.summary.qualname == MODULE_SCOPE}
     for fs in project.files:
-        module_fid = next((fid for fid, f in project.functions.items()
-                           if f.file is fs and f.summary.qualname == MODULE_SCOPE), None)
+        module_fid = module_fids.get(id(fs))
         for rule in file_rules:
             for hit in rule.check_file(fs):  # type: ignore[attr-defined]
                 raw.append((rule, module_fid or "", hit))

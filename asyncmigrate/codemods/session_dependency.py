@@ -128,9 +128,16 @@ class SessionDependencyToAsync(ScopedTransformer):
         return updated_node.with_changes(**changes) if changes else updated_node
 
     def _is_session_alias(self, node: cst.BaseExpression) -> bool:
-        # a converted session parameter annotated with a name that is not ``Session``: an Annotated alias
-        text = dotted(node)
-        return bool(text) and not text.rsplit(".", 1)[-1].startswith("Async")
+        """A converted session parameter annotated with a name that is not ``Session``: an Annotated alias.
+
+        Only a name assigned at module level here or imported by name can be such an alias; a builtin or a
+        class (``s: str``, ``db: bytes``, when the session evidence was only the parameter's name) is not,
+        and renaming it to ``Asyncstr`` would break the file.  A dotted annotation (``socket.socket``) is never
+        taken for one: the planner twins only aliases named by a plain name (``migration._alias_definition``).
+        """
+        if not isinstance(node, cst.Name) or node.value.startswith("Async"):
+            return False
+        return node.value in self._existing or self._import_source(node.value) is not None
 
     def _alias_twin(self, node: cst.BaseExpression) -> cst.BaseExpression:
         name = dotted(node).rsplit(".", 1)[-1]
