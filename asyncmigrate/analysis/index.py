@@ -846,6 +846,21 @@ def backport_syntax(text: str) -> Optional[str]:
     return "".join(lines)
 
 
+def _misplaced_future_import(tree: ast.Module) -> Optional[ast.ImportFrom]:
+    """A ``from __future__ import`` after anything but the docstring and other future imports."""
+    body = tree.body
+    start = 1 if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+        and isinstance(body[0].value.value, str) else 0
+    seen_other = False
+    for stmt in body[start:]:
+        if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__" and not stmt.level:
+            if seen_other:
+                return stmt
+        else:
+            seen_other = True
+    return None
+
+
 def summarize(path: str, data: bytes, module: str, is_package: bool = False) -> FileSummary | FileError:
     """Analyse one file.  Never raises for bad input: returns a :class:`FileError` instead."""
     with warnings.catch_warnings():
@@ -883,6 +898,11 @@ def _summarize(path: str, data: bytes, module: str, is_package: bool) -> FileSum
         return FileError(path, "syntax", f"syntax error: {exc.msg}{hint}", exc.lineno or 0, exc.offset or 0)
     except (ValueError, RecursionError, MemoryError) as exc:
         return FileError(path, "syntax", f"cannot parse: {type(exc).__name__}: {exc}")
+    misplaced = _misplaced_future_import(tree)
+    if misplaced is not None:
+        # ``ast.parse`` accepts it; ``compile()`` (and so Python) does not
+        return FileError(path, "syntax", "syntax error: from __future__ imports must occur at the beginning of the "
+                         "file", misplaced.lineno, misplaced.col_offset + 1)
     indexer = _Indexer(text, module, is_package)
     try:
         for stmt in tree.body:

@@ -283,3 +283,15 @@ def test_symlink_loop_as_first_argument(tmp_path: Path, fmt: str) -> None:
     os.symlink("loop.py", d / "loop.py")
     run = scan(["loop.py", "good.py"], d, fmt)
     assert run.returncode == 3
+
+
+def test_misplaced_future_import_is_reported_like_python_does(tmp_path: Path) -> None:
+    """``ast.parse`` accepts a late ``from __future__`` import; ``compile()`` does not: neither may we."""
+    from asyncmigrate.analysis.index import summarize
+    from asyncmigrate.model import FileError, FileSummary
+
+    late = summarize("late.py", b'"doc"\nimport os\nfrom __future__ import annotations\n', "late")
+    assert isinstance(late, FileError) and late.line == 3 and "__future__" in late.message
+    fine = summarize("ok.py", b'"doc"\nfrom __future__ import annotations\nfrom __future__ import division\nimport os\n',
+                     "ok")
+    assert isinstance(fine, FileSummary)
