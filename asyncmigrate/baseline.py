@@ -714,8 +714,3 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
             click.echo(line, err=True)
     sys.exit(exit_code(failed, bool(result.errors)))
 
-
-# ``cli`` registers this command when it is imported first; when this module is imported first,
-# ``cli``'s registration runs while this module is still half-defined and finds nothing, so:
-if "check" not in _cli.main.commands:
-    _cli.main.add_command(check_command)

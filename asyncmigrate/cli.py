@@ -62,7 +62,25 @@ def emit(text: str, output: Optional[str]) -> None:
         click.echo(text)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Commands that live in their own modules (``check`` in baseline.py, ``fix`` in fix.py) are imported only
+    when they run or when help lists them: ``scan`` must not pay for libcst, which only ``fix`` needs."""
+
+    lazy = {"check": ("asyncmigrate.baseline", "check_command"), "fix": ("asyncmigrate.fix", "fix_command")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            import importlib
+
+            module, attribute = self.lazy[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="asyncmigrate")
 def main() -> None:
     """Find blocking sync-SQLAlchemy calls in async Python backends and migrate them to async SQLAlchemy 2.0."""
@@ -157,23 +175,3 @@ def explain(code: str) -> None:
     from rich.markdown import Markdown
 
     Console().print(Markdown(rule_markdown(cls)))
-
-
-def _register_optional_commands() -> None:
-    """Commands that live in their own modules (``check`` in baseline.py, ``fix`` in fix.py)."""
-    import importlib
-
-    for module, name in (("asyncmigrate.baseline", "check_command"), ("asyncmigrate.fix", "fix_command"),
-                         ("asyncmigrate.plan", "plan_command")):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue
-            raise
-        cmd = getattr(mod, name, None)
-        if cmd is not None:
-            main.add_command(cmd)
-
-
-_register_optional_commands()
