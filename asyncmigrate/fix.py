@@ -26,12 +26,12 @@ from libcst.codemod import Codemod, CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
 from .atomic import write_bytes_atomic
-from .codemods import BY_NAME, PIPELINE
+from .codemods import BY_NAME, PIPELINE, needed
 from .codemods.base import FilePlan, ParenthesizeAwaits, merge_scheduled_imports
 from .analysis.index import backport_syntax, decode_source
 from .migration import LeftForHuman, MigrationPlan, plan_migration
 from .model import BLOCKS_LOOP
-from .runner import discover
+from .runner import Progress, discover
 
 _PROJECT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", "requirements.txt", ".git")
 #: files worth a libcst parse even without a plan: they may hold Phase-1 code
@@ -48,7 +48,15 @@ class FileChange:
     warnings: list[str] = field(default_factory=list)
 
     def diff(self) -> str:
-        return unified_diff(self.old.decode("utf-8", "replace"), self.new.decode("utf-8", "replace"), self.path)
+        """The change as text: each side decoded with its own encoding (BOM, PEP 263 cookie), as an editor shows it."""
+        return unified_diff(_text(self.old), _text(self.new), self.path)
+
+
+def _text(data: bytes) -> str:
+    try:
+        return decode_source(data)[0]
+    except (SyntaxError, UnicodeDecodeError, LookupError):
+        return data.decode("utf-8", "replace")
 
 
 def unified_diff(old: str, new: str, path: str) -> str:
@@ -82,24 +90,34 @@ def project_root(paths: Sequence[str]) -> Path:
     return start
 
 
-def transform_file(path: str, data: bytes, plan: FilePlan, rewrites: Sequence[type]) -> FileChange:
+def transform_file(path: str, data: bytes, plan: FilePlan, rewrites: Sequence[type], gate: bool = True) -> FileChange:
+    """Every rewrite of ``rewrites`` in order, on one parse of ``data``.
+
+    With ``gate``, a rewrite whose gate (``codemods.needed``) says the plan gives it nothing to do in this file
+    is not run: each run is a full libcst transform.  ``tests/codemods/test_gates.py`` checks that the gates
+    change no output.
+    """
     module = cst.parse_module(data)
     package = plan.module.rpartition(".")[0] if plan.module else None
     context = CodemodContext(scratch={"plan": plan}, filename=path, full_module_name=plan.module or None,
                              full_package_name=package)
     change = FileChange(path, data, data)
-    original = module.code
+    original = code = module.code
     for cls in rewrites:
-        before = module
+        if gate and not needed(cls, plan, code):
+            continue
         seen = len(context.warnings)
         # ``Codemod.transform_module``, not ``CodemodCommand``'s: scheduled imports are applied once, at the end
-        module = Codemod.transform_module(cls(context), module)
-        if module is not before and module.code != before.code:
+        new_module = Codemod.transform_module(cls(context), module)
+        new_code = code if new_module is module else new_module.code
+        if new_code != code:
             change.rewrites.append(cls.__name__)
-        if len(context.warnings) > seen and before.code != original:
-            context.warnings[seen:] = _original_lines(context.warnings[seen:], before.code, original)
+        if len(context.warnings) > seen and code != original:
+            context.warnings[seen:] = _original_lines(context.warnings[seen:], code, original)
+        module, code = new_module, new_code
     module = merge_scheduled_imports(module, context, plan.module)
-    module = AddImportsVisitor(context).transform_module(module)
+    if context.scratch.get(AddImportsVisitor.CONTEXT_KEY):
+        module = AddImportsVisitor(context).transform_module(module)
     if context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
         # only imports a rewrite made unused (e.g. ``contextmanager`` after the swap); never the user's others
         module = RemoveImportsVisitor(context).transform_module(module)
@@ -258,12 +276,67 @@ def _drivers(root: Path, plan: MigrationPlan) -> set[str]:
     return drivers
 
 
+#: below this many files the rewrites run in this process (a worker pool costs more than it saves)
+_PARALLEL_MIN_FILES = 6
+
+
+def _rewrite_one(item: tuple[str, bytes, FilePlan], rewrites: Sequence[type]) -> tuple[str, str, object]:
+    """Rewrite and verify one file: ``(path, "change", FileChange)``, ``(path, "error", why)`` for input libcst
+    cannot read (left alone, like the analysis's skipped files) or ``(path, "rejected", why)``."""
+    path, data, file_plan = item
+    try:
+        change = transform_file(path, data, file_plan, rewrites)
+    except cst.ParserSyntaxError as exc:
+        return path, "error", f"libcst cannot parse: {exc.message} (line {exc.raw_line})"
+    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:  # the encoding cookie or the bytes
+        return path, "error", f"libcst cannot read: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - one file's crash is that file's error
+        return path, "rejected", f"internal error while rewriting: {type(exc).__name__}: {exc}"
+    if change.new != change.old:
+        problem = verify(change)
+        if problem:
+            return path, "rejected", problem
+    return path, "change", change
+
+
+def _rewrite_batch(batch: Sequence[tuple[str, bytes, FilePlan]], rewrites: Sequence[type]) -> list:
+    return [_rewrite_one(item, rewrites) for item in batch]
+
+
+def _rewrite_all(work: Sequence[tuple[str, bytes, FilePlan]], rewrites: Sequence[type], jobs: Optional[int],
+                 progress=None):
+    """``_rewrite_one`` for every file, in the order given; in worker processes when there is enough work."""
+    workers = min(jobs if jobs is not None else (os.cpu_count() or 1), len(work))
+    if workers < 2 or len(work) < _PARALLEL_MIN_FILES:
+        for i, item in enumerate(work):
+            yield _rewrite_one(item, rewrites)
+            if progress:
+                progress(i + 1, len(work))
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    # biggest files first, so that no worker is left with a large one at the end; results in the given order
+    order = sorted(range(len(work)), key=lambda i: -len(work[i][1]))
+    count = max(workers * 2, len(work) // 8)  # a few files each: balance, and a progress bar that moves
+    batches = [[work[i] for i in order[k::count]] for k in range(count)]
+    results: dict[str, tuple[str, str, object]] = {}
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for out in pool.map(partial(_rewrite_batch, rewrites=list(rewrites)), batches):
+            for entry in out:
+                results[entry[0]] = entry
+            if progress:
+                progress(len(results), len(work))
+    for path, _data, _plan in work:
+        yield results[path]
+
+
 def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Optional[Path] = None,
-            use_cache: bool = True, jobs: Optional[int] = None) -> FixResult:
+            use_cache: bool = True, jobs: Optional[int] = None, progress: bool = False) -> FixResult:
     from .api import analyse_paths
 
     root = root or project_root(paths)
-    run = analyse_paths([str(root)], config, use_cache=use_cache, jobs=jobs, need_analysis=True)
+    run = analyse_paths([str(root)], config, use_cache=use_cache, jobs=jobs, need_analysis=True, progress=progress)
     analysis = run.analysis
     assert analysis is not None
     scope = {s.path for s in discover(paths, config).sources}
@@ -275,7 +348,12 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
     db_words = [b"sqlalchemy", b"sqlmodel"]
     if plan.database is not None:
         db_words.append(plan.database.dotted.rsplit(".", 1)[-1].encode())
+    # input the analysis could not read or parse is already reported (``errors``) and is left alone
+    unreadable = {p for p, _ in result.errors}
+    work: list[tuple[str, bytes, FilePlan]] = []
     for src in run.discovery.sources:
+        if src.path in unreadable:
+            continue
         file_plan = plan.files.get(src.path)
         try:
             data = Path(src.fs_path).read_bytes()
@@ -288,23 +366,21 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
             if not any(w in data for w in _PHASE1_WORDS) or not any(w in data for w in db_words):
                 continue
             file_plan = plan.fallback(src.path, src.module)
-        try:
-            change = transform_file(src.path, data, file_plan, rewrites)
-        except cst.ParserSyntaxError as exc:
-            result.errors.append((src.path, f"libcst cannot parse: {exc.message} (line {exc.raw_line})"))
-            continue
-        except Exception as exc:  # noqa: BLE001 - one file's crash is that file's error
-            result.rejected.append((src.path, f"internal error while rewriting: {type(exc).__name__}: {exc}"))
-            continue
-        result.warnings += [(src.path, w) for w in change.warnings]
-        if change.new == change.old:
-            continue
-        problem = verify(change)
-        if problem:
-            result.rejected.append((src.path, problem))
-            continue
-        change.path = src.path
-        result.changes.append(change)
+        work.append((src.path, data, file_plan))
+    bar = Progress(progress, "rewriting")
+    try:
+        outcomes = list(_rewrite_all(work, rewrites, jobs, bar))
+    finally:
+        bar.close()
+    for path, outcome, value in outcomes:
+        if outcome == "error":
+            result.errors.append((path, value))
+        elif outcome == "rejected":
+            result.rejected.append((path, value))
+        else:
+            result.warnings += [(path, w) for w in value.warnings]
+            if value.new != value.old:
+                result.changes.append(value)
     # a name imported from a project module must exist there after the rewrite
     modules: dict[str, tuple[str, bytes]] = {}
     new_content = {c.path: c.new for c in result.changes}
@@ -384,7 +460,7 @@ def fix_command(paths, mode, rewrites, root, config_path, no_cache, quiet) -> No
     paths = paths or (".",)
     config = get_config(config_path, paths)
     root_path = Path(root).resolve() if root else None
-    result = run_fix(paths, config, rewrites, root_path, use_cache=not no_cache)
+    result = run_fix(paths, config, rewrites, root_path, use_cache=not no_cache, progress=not quiet)
     if mode == "diff":
         text = "".join(c.diff() for c in result.changes) + requirement_diffs(result)
         if text:

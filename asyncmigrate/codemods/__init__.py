@@ -55,3 +55,42 @@ BY_NAME = {
     "eager": EagerLoadRelationships,
     "tests": MigrateTestOverrides,
 }
+
+
+_ENGINE_WORDS = ("create_engine", "sessionmaker", "scoped_session", "Session")
+_LIFECYCLE_WORDS = ("create_engine", "create_all", "drop_all", "dispose", "pool")
+
+
+def _has_sessions(plan, code: str) -> bool:
+    return any(plan.sessions.values())
+
+
+#: rewrite -> "the plan gives it something to do in this file" (plan, current code).  Each full libcst transform
+#: costs about as much as the parse, so ``fix`` skips a rewrite whose gate is false.  A gate may only say False
+#: where the rewrite would change nothing: every entry reads exactly the plan fields its rewrite starts from
+#: (``tests/codemods/test_gates.py`` runs every fixture tree and the example backend with and without gates and
+#: compares the output).  Rewrites without a gate always run.
+GATES = {
+    # module-level engines, session factories and dependencies; test modules twin their own
+    EngineToAsync: lambda plan, code: bool(plan.test_module or plan.sync_dependencies or plan.sync_factories
+                                           or plan.sync_engines or any(w in code for w in _ENGINE_WORDS)),
+    # every change starts at a sync engine reference: the plan's, a ``create_engine`` result, or a name used as
+    # an engine in DDL, ``dispose()`` or ``.pool``
+    LifecycleToAsync: lambda plan, code: bool(plan.sync_engines or any(w in code for w in _LIFECYCLE_WORDS)),
+    MigrateTestOverrides: lambda plan, code: plan.test_module,
+    # every match starts at a receiver the plan marks as a converted session
+    QueryToSelect: _has_sessions,
+    AwaitSessionMethods: _has_sessions,
+    SessionFactoryToAsync: lambda plan, code: bool(plan.sessions),
+    SleepToAsyncio: lambda plan, code: "sleep" in code,
+    PropagateAsync: lambda plan, code: bool(plan.make_async or plan.await_calls or plan.run_calls
+                                            or plan.async_with_calls or plan.acm),
+    SerializeInSession: lambda plan, code: bool(plan.serialize),
+    EagerLoadRelationships: lambda plan, code: bool(plan.relationships),
+}
+
+
+def needed(rewrite: type, plan, code: str) -> bool:
+    """Whether ``rewrite`` can change anything in a file with this plan and code (see ``GATES``)."""
+    gate = GATES.get(rewrite)
+    return gate is None or bool(gate(plan, code))

@@ -13,11 +13,13 @@ Scope names follow ``analysis/index.py``: ``"<module>"`` at module level,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import FrozenSet, Mapping, Optional, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import FrozenSet, Iterator, Mapping, Optional, Sequence
 
 import libcst as cst
 from libcst.codemod import CodemodContext, ContextAwareTransformer
+from libcst.metadata import MetadataWrapper
 
 MODULE_SCOPE = "<module>"
 
@@ -97,6 +99,21 @@ class ScopedTransformer(ContextAwareTransformer):
     def __init__(self, context: CodemodContext) -> None:
         super().__init__(context)
         self._scope: list[tuple[str, str]] = []  # (kind, name)
+
+    @contextmanager
+    def _handle_metadata_reference(self, module: cst.Module) -> Iterator[cst.Module]:
+        """libcst deep-copies the module for every codemod so that metadata can be keyed by node identity; a
+        rewrite that declares no metadata needs no copy (it still gets ``context.module``)."""
+        if self.get_inherited_dependencies():
+            with super()._handle_metadata_reference(module) as tree:
+                yield tree
+            return
+        old = self.context.wrapper
+        self.context = replace(self.context, wrapper=MetadataWrapper(module, unsafe_skip_copy=True))
+        try:
+            yield module
+        finally:
+            self.context = replace(self.context, wrapper=old)
 
     @property
     def plan(self) -> FilePlan:
