@@ -82,8 +82,10 @@ def analyse_paths(
     discovery = discovery if discovery is not None else discover(paths, config)
     bar = Progress(progress)
     try:
-        sums = summarise(discovery, config, use_cache=use_cache and overrides is None, jobs=jobs, progress=bar,
-                         overrides=overrides)
+        # ``overrides`` is the other side of ``check --diff-against``: it shares the content-keyed cache
+        # (most files are the same at the ref) and leaves the work tree's entries in place
+        sums = summarise(discovery, config, use_cache=use_cache, jobs=jobs, progress=bar, overrides=overrides,
+                         keep_others=overrides is not None)
     finally:
         bar.close()
     rules = rules_for(config, select, ignore)

@@ -38,13 +38,17 @@ that could not be analysed this time are kept too (and never count as fixed).
 ``--diff-against REF`` builds the other side from git, never from the work
 tree: ``git ls-tree -r -z REF -- <paths>`` lists the blobs and ``git cat-file
 --batch`` reads them (what ``git show REF:path`` prints, in one process); the
-analysis runs on those contents through ``summarise(..., overrides=...)`` with
+analysis runs on those contents through ``analyse_paths(..., overrides=...)`` with
 module names computed from the ref's own ``__init__.py`` files.  Nothing is
-checked out, and the index is not touched.
+checked out, and the index is not touched.  Both sides share the
+content-keyed summary cache (a file unchanged since REF is not parsed again;
+the ref's summaries are saved beside the work tree's) and the result cache
+(a ref whose tree was analysed before needs no project pass).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -514,9 +518,7 @@ def findings_at_ref(
     ignore: Sequence[str], use_cache: bool, jobs: int | None,
 ) -> tuple[ScanResult, str]:
     """The normalised scan result of ``paths`` as they are at ``ref``, read from git objects only."""
-    from .analysis.findings import analyze
-    from .api import rules_for, settings_from, severity_overrides
-    from .runner import summarise
+    from .api import analyse_paths
 
     commit = resolve_ref(root, ref)
     targets = []
@@ -526,12 +528,11 @@ def findings_at_ref(
             raise BaselineError(f"--diff-against: {p} is outside the git work tree {_show(root)}")
         targets.append((p, rel))
     discovery, contents = ref_discovery(root, commit, ref, targets, config)
-    # ``api.analyse_paths`` accepts ``overrides`` but does not hand them to ``summarise``,
-    # so the two steps run here directly.
-    sums = summarise(discovery, config, use_cache=use_cache, jobs=jobs, overrides=contents)
-    analysis = analyze(sums.summaries, sums.errors, rules_for(config, select, ignore), settings_from(config),
-                       severity_overrides(config))
-    return normalise_result(analysis.result, norm), commit
+    # the same content-keyed cache as the work tree: files unchanged since ``ref`` are not parsed again,
+    # and a tree scanned before (the ref as it was last scanned) is served from the result cache
+    run = analyse_paths(paths, config, select, ignore, use_cache=use_cache, jobs=jobs, overrides=contents,
+                        discovery=discovery)
+    return normalise_result(run.result, norm), commit
 
 
 # ---------------------------------------------------------------- the command
@@ -652,6 +653,9 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
         run = analyse_paths(paths, config, select, ignore, use_cache=not no_cache, jobs=jobs,
                             progress=not quiet and fmt == "text" and not output)
         result = normalise_result(run.result, norm)
+        del run  # the work tree's project pass is not needed any more: never hold two at once
+        if ref:
+            gc.collect()  # and hand its memory back before the ref's (cheap: little is left alive)
         notes: list[str] = []
         info: dict = {}
         if ref:

@@ -8,11 +8,22 @@
   work to pay for the pool; results are plain data (``FileSummary`` or
   ``FileError``), so one bad file never stops the run.
 * The cache maps ``(path, module, content sha256)`` to the summary, in one
-  pickle per cache directory, keyed also by the tool's version, the
+  file per cache directory, keyed also by the tool's version, the
   analysis code's own hash and the configuration that affects the per-file
   pass; a change to any of these starts a fresh cache.  The scan *result* is
   cached too, keyed by every file's digest, the rules and the configuration,
   so an unchanged tree skips the project pass.
+
+Memory (a million lines must stay well under 1 GiB, workers included): a
+summary travels and is stored as its own pickle (``bytes``).  The worker
+pickles it, the main process unpickles it once for the project pass and
+keeps the bytes only until the cache is written, which then costs one
+``write`` of byte strings instead of a pickle of millions of objects (whose
+memo alone doubled the peak).  The cache file loads as a dict of byte
+strings, and a summary is unpickled only when asked for.  File contents are
+read for hashing and dropped; the files to analyse are read again as their
+batch is handed to the pool, a bounded number of batches at a time, and the
+workers are forked before anything large is loaded.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +55,11 @@ SKIP_DIRS = frozenset({
     ".pytest_cache", ".ruff_cache", ".asyncmigrate_cache", ".eggs", ".direnv",
 })
 _PARALLEL_MIN_FILES = 48
-_CACHE_SCHEMA = 4
+_CACHE_SCHEMA = 5
+#: batches handed to the pool ahead of the results, per worker
+_IN_FLIGHT_PER_WORKER = 3
+#: scan results kept in the result cache (keyed by tree, rules and configuration)
+_RESULTS_KEPT = 4
 
 
 def display_path(path: str) -> str:
@@ -261,9 +277,18 @@ def analyse_source(src: Source, data: bytes) -> FileSummary | FileError:
         return FileError(display_path(src.path), "internal", f"internal error: {type(exc).__name__}: {exc}")
 
 
-def _work(batch: list[tuple[Source, bytes]]) -> list[FileSummary | FileError]:
+def _dumps(value: FileSummary | FileError) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _work(batch: list[tuple[Source, bytes]]) -> list[bytes]:
+    """Each file's summary (or error), already pickled: the form the cache stores and the pipe carries."""
     with _no_cyclic_gc():
-        return [analyse_source(src, data) for src, data in batch]
+        return [_dumps(analyse_source(src, data)) for src, data in batch]
+
+
+def _ready() -> int:
+    return os.getpid()
 
 
 @contextmanager
@@ -281,19 +306,19 @@ def _no_cyclic_gc():
 
 
 class Cache:
-    """One pickle of summaries per cache directory and configuration.
+    """One file of summaries per cache directory and configuration.
 
-    The file holds two pickles: the tree key of the files it was saved for, then the
-    summaries.  Only the first is read up front; the summaries (tens of MB for a million
-    lines, the slow part of a warm run) are read when something asks for them, which an
-    unchanged tree whose scan result is cached never does.
+    The file holds two pickles: the tree key of the files it was saved for, then a dict from
+    ``(path, module, digest)`` to that file's summary *pickled on its own* (``bytes``).  Only the
+    first is read up front; the second (tens of MB for a million lines) is read when something
+    asks for a summary, which an unchanged tree whose scan result is cached never does, and even
+    then it is a dict of byte strings: each summary is unpickled only when it is asked for.
     """
 
     def __init__(self, directory: Optional[Path], config_key: str):
         self.directory = directory
         self.key = f"{CODE_HASH}-{config_key}"
-        self.entries: dict[tuple[str, str, str], FileSummary | FileError] = {}
-        self.results: dict[str, object] = {}
+        self.entries: dict[tuple[str, str, str], bytes] = {}
         self.dirty = False
         #: the tree key the stored summaries were saved for (None: no usable file)
         self.stored_tree: Optional[str] = None
@@ -331,14 +356,25 @@ class Cache:
             return
         if isinstance(data, dict):
             for k, v in data.items():
-                self.entries.setdefault(k, v)
+                if isinstance(v, bytes):
+                    self.entries.setdefault(k, v)
+
+    def has(self, src: Source, digest: str) -> bool:
+        self._read_entries()
+        return (src.path, src.module, digest) in self.entries
 
     def get(self, src: Source, digest: str):
         self._read_entries()
-        return self.entries.get((src.path, src.module, digest))
+        blob = self.entries.get((src.path, src.module, digest))
+        if blob is None:
+            return None
+        try:
+            return pickle.loads(blob)
+        except Exception:  # noqa: BLE001 - a damaged entry is a miss
+            return None
 
-    def put(self, src: Source, digest: str, value) -> None:
-        self.entries[(src.path, src.module, digest)] = value
+    def put(self, src: Source, digest: str, blob: bytes) -> None:
+        self.entries[(src.path, src.module, digest)] = blob
         self.dirty = True
 
     def load_result(self, key: str):
@@ -347,25 +383,50 @@ class Cache:
             return None
         try:
             with open(rf, "rb") as f:
-                stored_key, value = pickle.load(f)
-            return value if stored_key == key else None
+                stored = pickle.load(f)
         except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
             return None
+        return stored.get(key) if isinstance(stored, dict) else None
 
     def store_result(self, key: str, value) -> None:
+        """Keep the last few results (``check --diff-against`` scans two trees: the work tree and the ref)."""
         rf = self.result_file()
-        if rf is not None:
-            _atomic_pickle(rf, (key, value))
+        if rf is None:
+            return
+        try:
+            with open(rf, "rb") as f:
+                stored = pickle.load(f)
+        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+            stored = None
+        results = {k: v for k, v in stored.items() if k != key} if isinstance(stored, dict) else {}
+        results[key] = value
+        _atomic_pickle(rf, dict(list(results.items())[-_RESULTS_KEPT:]))
 
-    def save(self, live: set[tuple[str, str, str]], tree_key: str) -> None:
-        if self.directory is None or not (self.dirty or tree_key != self.stored_tree):
+    def save(self, live: set[tuple[str, str, str]], tree_key: str, keep_others: bool = False) -> None:
+        """Write the entries of ``live`` (the files of this run), saved for ``tree_key``.
+
+        ``keep_others`` (the other side of ``check --diff-against``) keeps the entries of other
+        files too, and the tree key the file was saved for, so that the work tree's next scan
+        still finds everything it had.
+        """
+        if self.directory is None or not (self.dirty or (tree_key != self.stored_tree and not keep_others)):
             return
         self._read_entries()
-        # drop entries for files that are gone or changed, so the cache does not grow forever
-        self.entries = {k: v for k, v in self.entries.items() if k in live}
+        if keep_others and self.stored_tree is not None:
+            tree_key = self.stored_tree
+        else:
+            # drop entries for files that are gone or changed, so the cache does not grow forever
+            self.entries = {k: v for k, v in self.entries.items() if k in live}
         if live <= self.entries.keys():  # the tree key promises a summary for every live file
             _atomic_pickle(self.file, tree_key, self.entries)  # type: ignore[arg-type]
             self.stored_tree = tree_key
+        self.dirty = False
+
+    def release(self) -> None:
+        """Drop the entries held in memory (read again from the file if something asks)."""
+        self.entries = {}
+        self.dirty = False
+        self._pending = self.stored_tree is not None
 
 
 def _atomic_pickle(path: Path, *values) -> None:
@@ -434,14 +495,16 @@ def summarise(
     jobs: Optional[int] = None,
     progress: Optional[Callable[[int, int], None]] = None,
     overrides: Optional[dict[str, bytes]] = None,
+    keep_others: bool = False,
 ) -> Summaries:
     """Summaries for every discovered file, from the cache where the content is unchanged.
 
     ``overrides`` supplies file contents by path (``check --diff-against`` reads the other side
-    from git, never from the work tree).
+    from git, never from the work tree); ``keep_others`` saves this run's summaries beside the
+    cached ones instead of replacing them (see :meth:`Cache.save`).
     """
     with _no_cyclic_gc():
-        return _summarise(discovery, config, use_cache, jobs, progress, overrides)
+        return _summarise(discovery, config, use_cache, jobs, progress, overrides, keep_others)
 
 
 def _summarise(
@@ -451,73 +514,156 @@ def _summarise(
     jobs: Optional[int],
     progress: Optional[Callable[[int, int], None]],
     overrides: Optional[dict[str, bytes]],
+    keep_others: bool = False,
 ) -> Summaries:
     cache = Cache(Path(config.root, config.cache_dir) if use_cache else None, config.analysis_key())
+    workers = jobs if jobs is not None else (os.cpu_count() or 1)
+    pool: Optional[ProcessPoolExecutor] = None
+    if workers > 1 and len(discovery.sources) >= _PARALLEL_MIN_FILES and cache.stored_tree is None:
+        # a cold run: fork the workers now, while this process is small (a forked worker's RSS counts
+        # every page it shares with its parent: forking after the files are read would count them thrice)
+        pool = ProcessPoolExecutor(max_workers=workers)
+        pool.submit(_ready).result()
+    try:
+        return _summarise_with(discovery, config, cache, use_cache, workers, pool, progress, overrides, keep_others)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _summarise_with(
+    discovery: Discovery,
+    config: Config,
+    cache: Cache,
+    use_cache: bool,
+    workers: int,
+    pool: Optional[ProcessPoolExecutor],
+    progress: Optional[Callable[[int, int], None]],
+    overrides: Optional[dict[str, bytes]],
+    keep_others: bool,
+) -> Summaries:
     errors = list(discovery.errors)
     results: dict[str, FileSummary | FileError] = {}
-    todo: list[tuple[Source, bytes]] = []
     digests: dict[str, str] = {}
     live: set[tuple[str, str, str]] = set()
     tree = hashlib.sha256()
-    contents: list[tuple[Source, bytes]] = []
+    readable: list[Source] = []
+
+    def content(src: Source) -> bytes | FileError:
+        if overrides is not None and src.path in overrides:
+            return overrides[src.path]
+        return _read(src, config.max_file_size)
+
+    # digests only: contents are not kept (the files to analyse are read again, batch by batch)
     for src in discovery.sources:
-        data = overrides[src.path] if overrides is not None and src.path in overrides else _read(src, config.max_file_size)
+        data = content(src)
         if isinstance(data, FileError):
             results[src.path] = data
             tree.update(f"{src.path}\0error\0".encode("utf-8", "surrogateescape"))
             continue
         digest = hashlib.sha256(data).hexdigest()
+        del data
         digests[src.path] = digest
         tree.update(f"{src.path}\0{src.module}\0{digest}\0".encode("utf-8", "surrogateescape"))
         live.add((src.path, src.module, digest))
-        contents.append((src, data))
+        readable.append(src)
     tree_key = tree.hexdigest()
-    if use_cache and contents and tree_key == cache.stored_tree:
-        # nothing changed since the cache was saved: every summary is there, read it only if asked
-        cached = [src for src, _ in contents]
-        del contents
+    if use_cache and readable and (tree_key == cache.stored_tree
+                                   or all(cache.has(src, digests[src.path]) for src in readable)):
+        # every summary is in the cache: read (unpickle) them only if asked
+        if tree_key != cache.stored_tree:
+            cache.save(live, tree_key, keep_others)
 
         def load() -> tuple[list[FileSummary], list[FileError]]:
             with _no_cyclic_gc():
-                for src in cached:
+                for src in readable:
                     hit = cache.get(src, digests[src.path])
                     # (a cache file replaced meanwhile by a run on other files: analyse what is missing)
                     results[src.path] = hit if hit is not None else _reanalyse(src, config.max_file_size)
+                cache.release()
                 return _ordered(discovery, results, errors)
 
         return Summaries(None, None, tree_key, 0, cache, load=load)
-    for src, data in contents:
-        hit = cache.get(src, digests[src.path])
+    todo: list[Source] = []
+    for src in readable:
+        hit = cache.get(src, digests[src.path]) if use_cache else None
         if hit is not None:
             results[src.path] = hit
         else:
-            todo.append((src, data))
-    del contents
+            todo.append(src)
     total = len(todo)
     done = 0
-    workers = jobs if jobs is not None else (os.cpu_count() or 1)
+    changed = [False]  # a file changed between hashing and analysis
+
+    def fresh(src: Source) -> bytes | FileError:
+        """The file's content again, as hashed (a file that changed meanwhile is analysed as it is now)."""
+        data = content(src)
+        if isinstance(data, FileError) or hashlib.sha256(data).hexdigest() != digests[src.path]:
+            changed[0] = True
+        return data
+
+    def record(src: Source, value: FileSummary | FileError, blob: Optional[bytes]) -> None:
+        results[src.path] = value
+        if use_cache and not changed[0]:
+            cache.put(src, digests[src.path], blob if blob is not None else _dumps(value))
+
     if total >= _PARALLEL_MIN_FILES and workers > 1:
-        # batches sized so each worker gets several, for balance
-        size = max(4, min(64, total // (workers * 8) or 1))
-        batches = [todo[i:i + size] for i in range(0, total, size)]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for batch, out in zip(batches, pool.map(_work, batches)):
-                for (src, _), value in zip(batch, out):
-                    results[src.path] = value
-                    cache.put(src, digests[src.path], value)
-                done += len(batch)
+        if pool is None:
+            pool = ProcessPoolExecutor(max_workers=workers)
+            own = pool
+        else:
+            own = None
+        try:
+            # batches sized so each worker gets several, for balance; only a few are read ahead of the results
+            size = max(4, min(64, total // (workers * 8) or 1))
+            starts = iter(range(0, total, size))
+            in_flight: deque = deque()
+
+            def submit() -> bool:
+                for i in starts:
+                    batch = []
+                    for src in todo[i:i + size]:
+                        data = fresh(src)
+                        if isinstance(data, FileError):
+                            results[src.path] = data
+                        else:
+                            batch.append((src, data))
+                    if batch:
+                        in_flight.append(([src for src, _ in batch], pool.submit(_work, batch)))
+                        return True
+                return False
+
+            for _ in range(workers * _IN_FLIGHT_PER_WORKER):
+                if not submit():
+                    break
+            while in_flight:
+                srcs, future = in_flight.popleft()
+                blobs = future.result()
+                submit()
+                for src, blob in zip(srcs, blobs):
+                    record(src, pickle.loads(blob), blob)
+                del blobs
+                done += len(srcs)
                 if progress:
                     progress(done, total)
+        finally:
+            if own is not None:
+                own.shutdown()
     else:
-        for src, data in todo:
-            value = analyse_source(src, data)
-            results[src.path] = value
-            cache.put(src, digests[src.path], value)
+        for src in todo:
+            data = fresh(src)
+            value = data if isinstance(data, FileError) else analyse_source(src, data)
+            del data
+            record(src, value, None)
             done += 1
             if progress and done % 16 == 0:
                 progress(done, total)
-    if use_cache:
-        cache.save(live, tree_key)
+    if changed[0]:
+        # the tree is not the one hashed: never serve this run's result for that tree key
+        tree_key = "changed-" + os.urandom(8).hex()
+    elif use_cache:
+        cache.save(live, tree_key, keep_others)
+    cache.release()  # the project pass needs the summaries, not their pickles
     summaries, errors = _ordered(discovery, results, errors)
     return Summaries(summaries, errors, tree_key, total, cache if use_cache else None)
 

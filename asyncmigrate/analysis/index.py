@@ -96,10 +96,28 @@ def normalise_snippet(segment: str) -> str:
     return out[:_MAX_SNIPPET]
 
 
+#: while a file is summarised: one object per distinct value (expressions, spans, argument tuples).
+#: A file names the same ``db``, ``self.session`` or ``Depends`` a thousand times; sharing one tuple
+#: per value lets the summary's pickle (and so the cache, the pipe from the workers and the main
+#: process's copy) hold it once.  Values never change: sharing is invisible to every reader.
+_cons: Optional[dict] = None
+
+
+def _shared(value):
+    table = _cons
+    if table is None or value is None:
+        return value
+    return table.setdefault(value, value)
+
+
 def expr_of(node: Optional[ast.AST]) -> Expr:
     """Encode the shape of an expression that matters for provenance (see ``model.py``)."""
     if node is None:
         return None
+    return _shared(_expr_of(node))
+
+
+def _expr_of(node: ast.AST) -> Expr:
     if isinstance(node, ast.Name):
         return ("n", node.id)
     if isinstance(node, ast.Attribute):
@@ -290,7 +308,6 @@ class _Frame:
 class _Indexer(ast.NodeVisitor):
     def __init__(self, text: str, module: str, is_package: bool):
         self.text = text
-        self.lines = text.splitlines()
         self._ascii = text.isascii()
         #: the source split as the parser splits it (``\r\n``, ``\r``, ``\n``; not form feeds), on first use
         self._parser_lines: Optional[list[str]] = None
@@ -313,12 +330,20 @@ class _Indexer(ast.NodeVisitor):
         self.has_main_guard = False
         self._in_main_guard = False
         self._lambda_depth = 0
+        #: one Span per distinct position (a call's span is also its binding's value span, ...)
+        self._spans: dict[tuple[int, int, int, int], Span] = {}
 
     # ---- positions -------------------------------------------------------------
     def _col(self, line: int, byte_col: int) -> int:
-        if self._ascii or line < 1 or line > len(self.lines):
+        """1-based character column of a UTF-8 byte offset, on the line as the parser counts lines."""
+        if self._ascii:
             return byte_col + 1
-        raw = self.lines[line - 1].encode("utf-8")
+        lines = self._parser_lines
+        if lines is None:
+            lines = self._parser_lines = _PARSER_LINE_RE.findall(self.text)
+        if line < 1 or line > len(lines):
+            return byte_col + 1
+        raw = lines[line - 1].encode("utf-8")
         return len(raw[:byte_col].decode("utf-8", errors="replace")) + 1
 
     def span(self, node: ast.AST) -> Span:
@@ -326,7 +351,11 @@ class _Indexer(ast.NodeVisitor):
         end_line = getattr(node, "end_lineno", None) or line
         col = self._col(line, getattr(node, "col_offset", 0))
         end_col = self._col(end_line, getattr(node, "end_col_offset", None) or 0)
-        return Span(line, col, end_line, end_col)
+        key = (line, col, end_line, end_col)
+        span = self._spans.get(key)
+        if span is None:
+            span = self._spans[key] = Span(line, col, end_line, end_col)
+        return span
 
     def segment(self, node: ast.AST) -> str:
         try:
@@ -705,8 +734,8 @@ class _Indexer(ast.NodeVisitor):
                     func=fexpr,
                     span=self.span(node),
                     awaited=id(node) in self._awaited,
-                    args=tuple(expr_of(a) for a in node.args),
-                    kwargs=tuple((k.arg, expr_of(k.value)) for k in node.keywords if k.arg),
+                    args=_shared(tuple(expr_of(a) for a in node.args)),
+                    kwargs=_shared(tuple((k.arg, expr_of(k.value)) for k in node.keywords if k.arg)),
                     snippet=self.segment(node),
                     chain=self._chains.pop(id(node), ()),
                     inner=id(node) in self._inner,
@@ -904,11 +933,15 @@ def _summarize(path: str, data: bytes, module: str, is_package: bool) -> FileSum
         return FileError(path, "syntax", "syntax error: from __future__ imports must occur at the beginning of the "
                          "file", misplaced.lineno, misplaced.col_offset + 1)
     indexer = _Indexer(text, module, is_package)
+    global _cons
+    outer, _cons = _cons, {}
     try:
         for stmt in tree.body:
             indexer.visit(stmt)
     except RecursionError:
         return FileError(path, "internal", "expression nesting too deep to analyse")
+    finally:
+        _cons = outer
     module_frame = indexer.module_frame
     return FileSummary(
         path=path,

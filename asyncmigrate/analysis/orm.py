@@ -16,7 +16,6 @@ in that scope's calls by its span (``ClassSummary.attribute_calls``).
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import Optional
 
@@ -311,12 +310,14 @@ def _unwrap_mapped(ann: Expr) -> Expr:
     return ann
 
 
-_INDEXES: "weakref.WeakKeyDictionary[Project, OrmIndex]" = weakref.WeakKeyDictionary()
-
-
 def orm_index(project: Project) -> OrmIndex:
-    """The project's :class:`OrmIndex`, built on first use."""
-    idx = _INDEXES.get(project)
+    """The project's :class:`OrmIndex`, built on first use.
+
+    Kept on the project itself, not in a ``WeakKeyDictionary``: there the index (the value) holds
+    the project (the key) strongly, so no analysed project (hundreds of MB for a large tree) was
+    ever freed; on the project, the pair is one cycle the garbage collector frees with it.
+    """
+    idx = vars(project).get("_orm_index")
     if idx is None:
-        idx = _INDEXES[project] = OrmIndex(project)
+        idx = vars(project)["_orm_index"] = OrmIndex(project)
     return idx
