@@ -88,6 +88,45 @@ def scan_pipeline(files: dict[str, bytes]) -> None:
 #: name -> function(files) run on every generated or mutated project (see the module docstring)
 PIPELINES: dict[str, Callable[[dict[str, bytes]], None]] = {"scan": scan_pipeline}
 
+
+def fix_pipeline(files: dict[str, bytes]) -> None:
+    """``fix`` on the project in a temporary directory: what ``--write`` would write parses and compiles,
+    nothing crashes (a crash inside a rewrite is reported as an internal error and fails here), and once
+    the changes are applied a second run changes nothing."""
+    import ast
+    import tempfile
+    import warnings
+
+    from asyncmigrate.config import Config
+    from asyncmigrate.fix import run_fix, write_changes
+
+    with tempfile.TemporaryDirectory(prefix="asyncmigrate-fuzz-") as tmp:
+        root = Path(tmp)
+        for path, data in files.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_bytes(data)
+        cwd = os.getcwd()
+        os.chdir(root)  # fix reports (and reads) paths relative to the working directory
+        try:
+            result = run_fix(["."], Config(root=str(root)), root=root, use_cache=False, jobs=1)
+            crashes = [(p, m) for p, m in result.errors + result.rejected if "internal error" in m]
+            assert not crashes, crashes
+            for change in result.changes:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # e.g. SyntaxWarning for "\d" in generated strings
+                    ast.parse(change.new)
+                    compile(change.new, change.path, "exec", dont_inherit=True)
+            if not result.changes or result.rejected:  # all-or-nothing: a rejected rewrite writes nothing
+                return
+            write_changes(result, root)
+            again = run_fix(["."], Config(root=str(root)), root=root, use_cache=False, jobs=1)
+            assert not [(c.path, c.diff()) for c in again.changes], "a second fix run still changes files"
+        finally:
+            os.chdir(cwd)
+
+
+PIPELINES["fix"] = fix_pipeline
+
 pipelines = pytest.mark.parametrize("pipeline", list(PIPELINES))
 
 
@@ -212,16 +251,28 @@ EXAMPLE_FILES = {p.relative_to(EXAMPLE).as_posix(): p.read_bytes() for p in sort
                  if "__pycache__" not in p.parts}
 
 
-@pytest.mark.skipif(not EXAMPLE_FILES, reason="fixtures/example_backend is missing")
-@pipelines
-@settings(FUZZ, max_examples=60)
-@given(index=st.integers(0, max(0, len(EXAMPLE_FILES) - 1)), ops=st.lists(mutation, min_size=1, max_size=8))
-def test_mutated_example_backend(pipeline: str, index: int, ops: list[tuple]) -> None:
-    """One file of the example backend mutated, analysed with the rest of the project (cross-module)."""
+def _mutated_example_backend(pipeline: str, index: int, ops: list[tuple]) -> None:
     files = dict(EXAMPLE_FILES)
     name = sorted(files)[index]
     files[name] = mutate(files[name], ops)
     PIPELINES[pipeline](files)
+
+
+@pytest.mark.skipif(not EXAMPLE_FILES, reason="fixtures/example_backend is missing")
+@settings(FUZZ, max_examples=60)
+@given(index=st.integers(0, max(0, len(EXAMPLE_FILES) - 1)), ops=st.lists(mutation, min_size=1, max_size=8))
+def test_mutated_example_backend(index: int, ops: list[tuple]) -> None:
+    """One file of the example backend mutated, analysed with the rest of the project (cross-module)."""
+    _mutated_example_backend("scan", index, ops)
+
+
+@pytest.mark.skipif(not EXAMPLE_FILES, reason="fixtures/example_backend is missing")
+@settings(FUZZ, max_examples=6)
+@given(index=st.integers(0, max(0, len(EXAMPLE_FILES) - 1)), ops=st.lists(mutation, min_size=1, max_size=8))
+def test_mutated_example_backend_through_fix(index: int, ops: list[tuple]) -> None:
+    """The same through ``fix`` (a whole-project migration and its second run each time: ~10 s of CPU, so
+    fewer examples; the other fuzz tests give ``fix`` their full budget)."""
+    _mutated_example_backend("fix", index, ops)
 
 
 def test_example_backend_as_is() -> None:
