@@ -23,7 +23,8 @@ so ``--write`` writes nothing, exit 3.  The same happens on fastapi/full-stack-f
 database rewrite leaves it alone ("create_engine() outside a module-level assignment is left alone") and so
 adds no ``async_engine``/``AsyncSessionLocal``/``get_async_db``, yet ``get_db`` and the ``Annotated`` alias
 beside it are still rewritten to them.  The same happens on Netflix/dispatch
-(src/dispatch/database/core.py, ``engine = create_db_engine(...)``: 52 files rejected).
+(src/dispatch/database/core.py, ``engine = create_db_engine(...)``: 52 files rejected) and on
+mealie-recipes/mealie (mealie/db/db_setup.py, ``SessionLocal, engine = sql_global_init(url)``: 8 files rejected).
 """
 
 from __future__ import annotations
