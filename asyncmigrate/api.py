@@ -11,14 +11,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
-from .analysis.findings import Analysis, analyze
-from .analysis.sessions import Settings
 from .config import Config
 from .model import ScanResult
 from .rules.base import Rule, all_rules, selected
 from .runner import Discovery, Progress, Summaries, discover, summarise
+
+if TYPE_CHECKING:  # the project pass is imported when it runs: a cached result needs none of it
+    from .analysis.findings import Analysis
+    from .analysis.sessions import Settings
 
 
 def _package_hash() -> str:
@@ -34,7 +36,9 @@ def _package_hash() -> str:
 PACKAGE_HASH = _package_hash()
 
 
-def settings_from(config: Config) -> Settings:
+def settings_from(config: Config) -> "Settings":
+    from .analysis.sessions import Settings
+
     return Settings(
         session_dependencies=frozenset(config.session_dependencies),
         session_factories=frozenset(config.session_factories),
@@ -62,7 +66,7 @@ def severity_overrides(config: Config) -> dict[str, str]:
 @dataclass
 class Run:
     result: ScanResult
-    analysis: Optional[Analysis]
+    analysis: Optional["Analysis"]
     summaries: Summaries
     discovery: Discovery
 
@@ -90,17 +94,18 @@ def analyse_paths(
         bar.close()
     rules = rules_for(config, select, ignore)
     overrides_sev = severity_overrides(config)
-    settings = settings_from(config)
-    # sorted, never ``repr`` of a frozenset: its order changes with PYTHONHASHSEED from one process to the next
-    settings_key = (sorted(settings.session_dependencies), sorted(settings.session_factories),
-                    sorted(settings.session_names), settings.name_heuristics)
+    # what ``settings_from`` reads; sorted, never ``repr`` of a frozenset (its order changes with PYTHONHASHSEED)
+    settings_key = (sorted(set(config.session_dependencies)), sorted(set(config.session_factories)),
+                    sorted(set(config.session_names)), config.name_heuristics)
     key = hashlib.sha256(repr((sums.tree_key, PACKAGE_HASH, sorted(r.code for r in rules), sorted(overrides_sev.items()),
                                settings_key)).encode()).hexdigest()
     if not need_analysis and sums.cache is not None:
         cached = sums.cache.load_result(key)
         if isinstance(cached, ScanResult):
             return Run(cached, None, sums, discovery)
-    analysis = analyze(sums.summaries, sums.errors, rules, settings, overrides_sev)
+    from .analysis.findings import analyze
+
+    analysis = analyze(sums.summaries, sums.errors, rules, settings_from(config), overrides_sev)
     if sums.cache is not None:
         sums.cache.store_result(key, analysis.result)
     return Run(analysis.result, analysis, sums, discovery)

@@ -12,7 +12,10 @@
   analysis code's own hash and the configuration that affects the per-file
   pass; a change to any of these starts a fresh cache.  The scan *result* is
   cached too, keyed by every file's digest, the rules and the configuration,
-  so an unchanged tree skips the project pass.
+  so an unchanged tree skips the project pass.  A file's digest is also
+  remembered by its stat signature (size, mtime, ctime, inode), so an
+  unchanged file is not read again to be hashed; only files that have not
+  changed for a few seconds are remembered (git's "racy" files).
 
 Memory (a million lines must stay well under 1 GiB, workers included): a
 summary travels and is stored as its own pickle (``bytes``).  The worker
@@ -46,7 +49,6 @@ from typing import Callable, Optional, Sequence
 import pathspec
 
 from . import __version__
-from .analysis.index import summarize
 from .config import Config
 from .model import FileError, FileSummary
 
@@ -60,6 +62,8 @@ _CACHE_SCHEMA = 5
 _IN_FLIGHT_PER_WORKER = 3
 #: scan results kept in the result cache (keyed by tree, rules and configuration)
 _RESULTS_KEPT = 4
+#: a file's digest is remembered by its stat signature only once it has not changed for this long
+_SETTLED_NS = 3_000_000_000
 
 
 def display_path(path: str) -> str:
@@ -181,6 +185,24 @@ class _Ignores:
                 return True
         return False
 
+    def ignored_in(self, directory: str, names: Sequence[str], is_dir: bool) -> set[str]:
+        """Which of ``names`` (entries of the resolved absolute ``directory``) are ignored: ``ignored`` for a
+        whole directory listing, matching on strings (the walk's hot path)."""
+        out: set[str] = set()
+        if not names:
+            return out
+        suffix = "/" if is_dir else ""
+        for base, spec in self.specs:
+            base_s = str(base)
+            if directory == base_s:
+                prefix = ""
+            elif directory.startswith(base_s.rstrip(os.sep) + os.sep):
+                prefix = directory[len(base_s.rstrip(os.sep)) + 1:].replace(os.sep, "/") + "/"
+            else:
+                continue
+            out.update(n for n in names if n not in out and spec.match_file(prefix + n + suffix))
+        return out
+
 
 def _absolute_parent(path: Path) -> Path:
     """``path`` made absolute through its parent directory only: the file itself may be a symlink
@@ -240,19 +262,37 @@ def discover(paths: Sequence[str], config: Config) -> Discovery:
             d = Path(dirpath)
             if d != root:
                 ignores.load_gitignore(d)
-            keep = []
-            for name in sorted(dirnames):
-                if name in SKIP_DIRS or ignores.ignored(d / name, True):
+            # per directory, not per file: its resolved path (ignore patterns), its path for reports, its packages
+            try:
+                resolved = str(d.resolve())
+            except (OSError, RuntimeError):
+                resolved = os.path.abspath(dirpath)
+            names = [n for n in sorted(dirnames) if n not in SKIP_DIRS]
+            skipped = ignores.ignored_in(resolved, names, True)
+            dirnames[:] = [n for n in names if n not in skipped]
+            files = [n for n in sorted(filenames) if n.endswith(".py")]
+            skipped = ignores.ignored_in(resolved, files, False)
+            files = [n for n in files if n not in skipped]
+            if not files:
+                continue
+            absolute = os.path.abspath(dirpath)
+            shown = _rel(d)
+            shown = "" if shown == "." else shown + "/"
+            walked = str(d)  # as pathlib normalises it (``./x`` -> ``x``)
+            above = _packages_at(Path(absolute), packages)
+            for name in files:
+                key = os.path.join(absolute, name)
+                if key in seen:
                     continue
-                keep.append(name)
-            dirnames[:] = keep
-            for name in sorted(filenames):
-                if not name.endswith(".py"):
+                seen.add(key)
+                fp = name if walked == "." else os.path.join(walked, name)
+                if not include.match_file(fp.replace(os.sep, "/")):
                     continue
-                fp = d / name
-                if ignores.ignored(fp, False):
-                    continue
-                add(fp, explicit=False)
+                is_pkg = name == "__init__.py"
+                parts = above if is_pkg else (name[:-3], *above)
+                mod = display_path(".".join(reversed(parts or (os.path.basename(absolute),))))
+                out.sources.append(Source(fp if shown.startswith("..") or os.path.isabs(shown) else shown + name,
+                                          fp, mod, is_pkg))
     out.sources.sort(key=lambda s: s.path)
     return out
 
@@ -272,6 +312,8 @@ def _read(src: Source, max_size: int) -> bytes | FileError:
 
 def analyse_source(src: Source, data: bytes) -> FileSummary | FileError:
     try:
+        from .analysis.index import summarize  # imported in the workers, and only when a file is analysed
+
         return summarize(display_path(src.path), data, src.module, src.is_package)
     except Exception as exc:  # noqa: BLE001 - one file's crash is that file's error
         return FileError(display_path(src.path), "internal", f"internal error: {type(exc).__name__}: {exc}")
@@ -422,6 +464,27 @@ class Cache:
             self.stored_tree = tree_key
         self.dirty = False
 
+    # ---- digests by stat signature: an unchanged file is not read again to be hashed (like git's index)
+    def stat_file(self) -> Optional[Path]:
+        return self.directory / f"stats-{self.key}.pickle" if self.directory else None
+
+    def known_digests(self) -> dict[str, tuple[int, int, int, int, str]]:
+        """Absolute path -> (size, mtime_ns, ctime_ns, inode, sha256) of the files hashed by earlier runs."""
+        path = self.stat_file()
+        if path is None:
+            return {}
+        try:
+            with open(path, "rb") as f:
+                stored = pickle.load(f)
+        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+            return {}
+        return stored if isinstance(stored, dict) else {}
+
+    def save_digests(self, digests: dict[str, tuple[int, int, int, int, str]]) -> None:
+        path = self.stat_file()
+        if path is not None:
+            _atomic_pickle(path, digests)
+
     def release(self) -> None:
         """Drop the entries held in memory (read again from the file if something asks)."""
         self.entries = {}
@@ -554,20 +617,46 @@ def _summarise_with(
             return overrides[src.path]
         return _read(src, config.max_file_size)
 
-    # digests only: contents are not kept (the files to analyse are read again, batch by batch)
+    # digests only: contents are not kept (the files to analyse are read again, batch by batch).  A file whose
+    # size, mtime, ctime and inode are those recorded when an earlier run hashed it keeps that digest unread;
+    # only files untouched for a few seconds are recorded (a write within the clock's granularity after the
+    # recording would otherwise go unseen: git's "racy" files)
+    known = cache.known_digests() if use_cache else {}
+    recorded: dict[str, tuple[int, int, int, int, str]] = {}
+    settled = time.time_ns() - _SETTLED_NS
     for src in discovery.sources:
-        data = content(src)
-        if isinstance(data, FileError):
-            results[src.path] = data
-            tree.update(f"{src.path}\0error\0".encode("utf-8", "surrogateescape"))
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        del data
+        signature = None
+        if overrides is None or src.path not in overrides:
+            try:
+                st = os.stat(src.fs_path)
+                if st.st_size <= config.max_file_size:
+                    signature = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            except OSError:
+                pass
+        where = os.path.abspath(src.fs_path) if signature is not None else ""
+        entry = known.get(where) if signature is not None else None
+        if entry is not None and entry[:4] == signature:
+            digest = entry[4]
+        else:
+            data = content(src)
+            if isinstance(data, FileError):
+                results[src.path] = data
+                tree.update(f"{src.path}\0error\0".encode("utf-8", "surrogateescape"))
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            del data
+        if signature is not None and max(signature[1], signature[2]) < settled:
+            recorded[where] = (*signature, digest)
         digests[src.path] = digest
         tree.update(f"{src.path}\0{src.module}\0{digest}\0".encode("utf-8", "surrogateescape"))
         live.add((src.path, src.module, digest))
         readable.append(src)
     tree_key = tree.hexdigest()
+    if use_cache:
+        # the other side of ``check --diff-against`` (``overrides``) keeps the work tree's records
+        merged = {**known, **recorded} if overrides is not None else recorded
+        if merged != known:
+            cache.save_digests(merged)
     if use_cache and readable and (tree_key == cache.stored_tree
                                    or all(cache.has(src, digests[src.path]) for src in readable)):
         # every summary is in the cache: read (unpickle) them only if asked

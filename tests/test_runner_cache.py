@@ -106,3 +106,62 @@ def test_a_project_is_freed_with_its_analysis(tmp_path, monkeypatch):
     del run
     gc.collect()
     assert project() is None
+
+
+def _count_reads(monkeypatch) -> list[str]:
+    from asyncmigrate import runner
+
+    reads: list[str] = []
+    real = runner._read
+
+    def counting(src, max_size):
+        reads.append(src.path)
+        return real(src, max_size)
+
+    monkeypatch.setattr(runner, "_read", counting)
+    return reads
+
+
+def test_unchanged_files_are_not_read_again(tmp_path, monkeypatch):
+    """A file whose size, mtime, ctime and inode are those recorded keeps its digest without being read."""
+    from asyncmigrate import runner
+
+    config = _tree(tmp_path, files=8)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner, "_SETTLED_NS", -10**12)  # every file counts as settled (no waiting in a test)
+    analyse_paths(["app"], config, jobs=1)
+    reads = _count_reads(monkeypatch)
+    warm = analyse_paths(["app"], config, jobs=1)
+    assert reads == [] and warm.summaries.analysed == 0
+
+
+def test_a_rewrite_that_keeps_size_and_mtime_is_still_seen(tmp_path, monkeypatch):
+    """Same size, mtime put back with ``os.utime``: the ctime (which ``utime`` cannot set) still differs."""
+    import os
+
+    from asyncmigrate import runner
+
+    config = _tree(tmp_path, files=8)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner, "_SETTLED_NS", -10**12)
+    first = analyse_paths(["app"], config, jobs=1)
+    assert any(f.path == "app/m3.py" and f.code == "ASM130" for f in first.result.findings)
+    target = tmp_path / "app" / "m3.py"
+    st = target.stat()
+    target.write_text(target.read_text().replace("time.sleep(1)", "time.sleep(2)"))  # same size
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert target.stat().st_size == st.st_size and target.stat().st_mtime_ns == st.st_mtime_ns
+    reads = _count_reads(monkeypatch)
+    again = analyse_paths(["app"], config, jobs=1)
+    assert "app/m3.py" in reads and again.summaries.analysed == 1
+    assert [f.snippet for f in again.result.findings if f.path == "app/m3.py" and f.code == "ASM130"] == ["time.sleep(2)"]
+
+
+def test_files_changed_just_now_are_not_recorded(tmp_path, monkeypatch):
+    """Within the settling time a file is always read: a second write in the same clock tick cannot hide."""
+    config = _tree(tmp_path, files=8)
+    monkeypatch.chdir(tmp_path)
+    analyse_paths(["app"], config, jobs=1)  # the files were written a moment ago
+    reads = _count_reads(monkeypatch)
+    analyse_paths(["app"], config, jobs=1)
+    assert len(reads) == 9
