@@ -116,6 +116,14 @@ ASYNC_SESSION_COROUTINES: Final = frozenset(
     }
 )
 
+#: SQLModel's ``AsyncSession`` (``sqlmodel.ext.asyncio.session``) adds ``exec``, a coroutine: ``(await
+#: s.exec(stmt)).all()`` (SQLALCHEMY_ASYNC.md §6).  SQLAlchemy's ``AsyncSession`` has no ``exec``, so a session
+#: whose ``exec`` is called is a SQLModel one.
+SQLMODEL_ASYNC_SESSION_COROUTINES: Final = frozenset({"exec"})
+
+#: Every method to ``await`` on a converted session (SQLAlchemy's coroutines and SQLModel's ``exec``).
+AWAITED_SESSION_METHODS: Final = ASYNC_SESSION_COROUTINES | SQLMODEL_ASYNC_SESSION_COROUTINES
+
 #: Methods that stay synchronous on ``AsyncSession``: awaiting them is a TypeError.
 ASYNC_SESSION_SYNC_METHODS: Final = frozenset(
     {

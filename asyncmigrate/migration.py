@@ -37,7 +37,7 @@ from .config import Config
 from .model import CallSite, Expr
 
 #: methods whose call, on a converted session, makes the function await
-_AWAITING_METHODS = facts.ASYNC_SESSION_COROUTINES | {"query"}
+_AWAITING_METHODS = facts.AWAITED_SESSION_METHODS | {"query"}
 _CANNOT_BE_ASYNC = frozenset({"__init__", "__new__", "__del__", "__enter__", "__exit__", "__iter__", "__next__",
                               "__len__", "__bool__", "__hash__", "__eq__", "__repr__", "__str__", "__getattr__",
                               "__setattr__", "__getitem__", "__setitem__", "__contains__", "__post_init__"})
@@ -85,7 +85,7 @@ class MigrationPlan:
 def _new_entry(module: str) -> dict:
     """The mutable form of a :class:`FilePlan` while the planner fills it."""
     return {"module": module, "sessions": {}, "make_async": set(), "await_calls": {}, "run_calls": {},
-            "factories": set(), "deps": set(), "serialize": {}, "async_with": {}, "acm": set()}
+            "factories": set(), "deps": set(), "serialize": {}, "async_with": {}, "acm": set(), "engines": set()}
 
 
 class Planner:
@@ -195,6 +195,56 @@ class Planner:
 
     def in_scope(self, fid: str) -> bool:
         return self.paths is None or self.project.functions[fid].file.path in self.paths
+
+    # ------------------------------------------------------------- sessions built on an engine
+    def session_constructions(self, fid: str) -> list[tuple[CallSite, Optional[str]]]:
+        """``Session(engine)`` / ``Session(bind=engine)`` calls in ``fid``: (call, engine text or None).
+
+        The engine text is the sync engine as the file spells it (``engine``, ``db.engine``) when that engine
+        gets an async twin named ``FilePlan.async_engine`` (the one sync engine built at module level in its
+        module), so the construction becomes ``AsyncSession(<twin>, expire_on_commit=False)``; None when it
+        does not (an engine passed in as a parameter, built in a function, one of several).
+        """
+        p = self.project
+        out: list[tuple[CallSite, Optional[str]]] = []
+        for call in p.functions[fid].summary.calls:
+            target = p.call_target(call, fid)
+            if not (target and target[0] == "ext" and target[1] in facts.SYNC_SESSION_CLASSES):
+                continue
+            bind = dict(call.kwargs).get("bind") or (call.args[0] if call.args else None)
+            out.append((call, self._twinned_engine(bind, fid)))
+        return out
+
+    def _twinned_engine(self, bind: Expr, fid: str) -> Optional[str]:
+        p = self.project
+        text = expr_text(bind) if bind else None
+        if not text or p.value(bind, fid) != ("engine",):
+            return None
+        mod = p.module_of(fid)
+        if bind[0] == "n":
+            name = bind[1]
+            fn = p.functions[fid].summary
+            if fn.qualname != MODULE_SCOPE and (any(prm.name == name for prm in fn.params)
+                                                or name in dict(fn.assigns)):
+                return None  # a parameter or a local: no module-level twin
+            if name not in p._module_vars.get(mod, {}):
+                qn = p._imports.get(mod, {}).get(name)
+                if qn is None or "." not in qn:
+                    return None
+                mod = p.find_module(qn.rsplit(".", 1)[0])
+                name = qn.rsplit(".", 1)[1]
+        elif bind[0] == "a" and bind[1] and bind[1][0] == "n":
+            base = p.value(bind[1], fid)
+            if not (base and base[0] == "module"):
+                return None
+            mod, name = base[1], bind[2]
+        else:
+            return None
+        if mod is None or mod not in p.modules:
+            return None
+        engines = [n for n, _ in p.modules[mod].module_scope.assigns
+                   if p.value(("n", n), f"{mod}:{MODULE_SCOPE}") == ("engine",)]
+        return text if engines and set(engines) == {name} else None
 
     # ------------------------------------------------------------- 1. conversion closure
     def _session_links(self) -> dict[str, set[str]]:
@@ -472,7 +522,7 @@ class Planner:
         # A function that is sync and off the loop today, does other blocking I/O and would become
         # ``async def`` would move that I/O onto the loop (SQLALCHEMY_ASYNC.md §8): its whole session
         # component stays sync, reported.  Repeat until the plan is stable.
-        excluded: set[str] = set()
+        excluded = self._unconvertible_constructions()
         for _ in range(8):
             saved_left = list(self.plan.left)
             converted = self.conversion(frozenset(excluded))
@@ -519,6 +569,7 @@ class Planner:
                     text = expr_text(call.func)
                     if text:
                         e["factories"].add(text)
+            e["engines"].update(engine for _call, engine in self.session_constructions(fid) if engine)
             for prm in p.functions[fid].summary.params:
                 if prm.depends is not None and is_session(p.param_value(fid, prm)):
                     text = expr_text(prm.depends[2])
@@ -529,6 +580,7 @@ class Planner:
                     if alias is not None:  # ``SessionDep = Annotated[Session, Depends(get_db)]``: twin it there
                         path, module, dep_text = alias
                         files.setdefault(path, _new_entry(module))["deps"].add(dep_text)
+        self._provider_engines(files)
         for fid in make_async:
             entry(fid)["make_async"].add(p.functions[fid].summary.qualname)
         for fid, texts in await_calls.items():
@@ -562,6 +614,7 @@ class Planner:
                 database_module=self._database_import(path, db, sorted(e["factories"] | e["deps"])),
                 sync_factories=frozenset(e["factories"]),
                 sync_dependencies=frozenset(e["deps"]),
+                sync_engines=frozenset(e["engines"]),
                 sqlmodel=sqlmodel,
                 relationships=e.get("relationships", {}),
                 serialize=e["serialize"],
@@ -571,6 +624,45 @@ class Planner:
                 app_twins=self.plan.app_twins if test else {},
             )
         return self.plan
+
+    def _unconvertible_constructions(self) -> set[str]:
+        """Functions that build ``Session(e)`` on an engine with no async twin, with those sharing their sessions.
+
+        Such a session cannot become an ``AsyncSession`` here (``e`` is a parameter, a local, one of several
+        engines): the functions stay on the sync session, reported, rather than awaiting a sync session.
+        """
+        converted = self.conversion()
+        excluded: set[str] = set()
+        for fid in sorted(converted):
+            if fid in excluded:
+                continue
+            bad = [call for call, engine in self.session_constructions(fid) if engine is None]
+            if not bad:
+                continue
+            group = self.component(fid, converted) | {fid}
+            excluded |= group
+            fn = self.project.functions[fid].summary
+            others = f", with {len(group) - 1} function(s) sharing its session," if len(group) > 1 else ""
+            self.left(fid, bad[0].span.line, f"`{fn.qualname}` builds `{bad[0].snippet}` on an engine that gets no "
+                      f"async twin (a parameter, a local or one of several engines): left on the sync session{others} "
+                      f"(build an AsyncSession on the async engine by hand)")
+        return excluded
+
+    def _provider_engines(self, files: dict[str, dict]) -> None:
+        """What the dependencies that get an async twin (``get_db``) open their session with: the engine of
+        ``Session(engine)``, or the factory of ``SessionLocal()`` (the ``database`` rewrite builds the twin from
+        it, in whichever module the dependency is)."""
+        p = self.project
+        names = {text.rsplit(".", 1)[-1] for e in files.values() for text in e["deps"]}
+        for fid, fn in p.functions.items():
+            if fn.summary.qualname in names and self.is_provider(fid) and not is_test_file(fn.file.path):
+                engines = {engine for _call, engine in self.session_constructions(fid) if engine}
+                factories = {expr_text(call.func) for call in fn.summary.calls
+                             if p.value(call.func, fid) == ("factory",) and expr_text(call.func)}
+                if engines or factories:
+                    e = files.setdefault(fn.file.path, _new_entry(fn.file.module))
+                    e["engines"].update(engines)
+                    e["factories"].update(factories)
 
     @staticmethod
     def _app_twins(db: Optional[DatabaseModule], files: Iterable[dict]) -> dict[str, str]:

@@ -5,7 +5,7 @@ On a converted session, ``commit``, ``rollback``, ``flush``, ``refresh``,
 ``get``... become coroutines and get ``await`` (with parentheses before
 anything chained: ``(await db.execute(stmt)).scalars()``); ``add``,
 ``add_all``, ``expunge``, ``expire`` stay sync and are never awaited
-(``facts.ASYNC_SESSION_COROUTINES`` / ``ASYNC_SESSION_SYNC_METHODS``).
+(``facts.AWAITED_SESSION_METHODS``, with SQLModel's ``exec`` / ``ASYNC_SESSION_SYNC_METHODS``).
 ``with db.begin():`` becomes ``async with db.begin():`` (a ``with`` that also
 holds other, sync, context managers is split into nested statements, since an
 ``async with`` needs every item to be an async context manager), and the
@@ -57,7 +57,7 @@ class AwaitSessionMethods(AwaitAware):
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         method = self._session_call(original_node)
-        is_coroutine = method in facts.ASYNC_SESSION_COROUTINES if method else self._transaction_call(original_node)
+        is_coroutine = method in facts.AWAITED_SESSION_METHODS if method else self._transaction_call(original_node)
         if not is_coroutine or self.is_awaited(original_node):
             return updated_node
         if not self.can_await:

@@ -34,6 +34,7 @@ from asyncmigrate.codemods._database.dependency import (
     SessionSource, async_twin, canonical_body, session_source, translated_body,
 )
 from asyncmigrate.codemods._database.engine_call import DRIVERS_KEY, AsyncEngineCall, repeat_listeners
+from asyncmigrate.codemods._database.engine_session import async_engine_ref, async_session_call, engine_of
 from asyncmigrate.codemods._database.factory import SQLALCHEMY_ASYNCIO, AsyncFactoryCall, session_class
 from asyncmigrate.codemods._database.names import twin_name
 from asyncmigrate.codemods._database.syntax import (
@@ -296,12 +297,68 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
     # ---- session dependency ----
 
     def _plan_imported_dependency(self, module: cst.Module) -> None:
-        """A ``get_db`` whose factory is imported (``from app.db.session import SessionLocal``)."""
+        """A ``get_db`` whose factory is imported (``from app.db.session import SessionLocal``), or that builds
+        ``Session(engine)`` on an imported engine (``from app.core.db import engine``)."""
         if self.plan.test_module:
             return  # test overrides are the ``tests`` rewrite's
         factories = {f for f in self.plan.sync_factories if import_source(module, f) is not None}
         if factories:
             self._plan_dependency(module, factories, None, None, None, False, [], None)
+            return
+        engines = {e for e in self.plan.sync_engines if "." in e or import_source(module, e) is not None}
+        if engines:
+            self._plan_engine_dependency(module, engines)
+
+    def _plan_engine_dependency(self, module: cst.Module, engines: set[str]) -> None:
+        """``def get_db(): with Session(engine) as session: yield session`` on an engine defined in another module
+        -> ``async def get_async_db(): async with AsyncSession(async_engine, expire_on_commit=False) as session``,
+        with ``async_engine`` imported from the engine's module (the ``database`` rewrite adds it there)."""
+        plan = self.plan
+        candidates: list[tuple[cst.FunctionDef, SessionSource]] = []
+        for stmt in module.body:
+            if isinstance(stmt, cst.FunctionDef) and not stmt.decorators and is_generator(stmt):
+                for engine in sorted(engines):
+                    source = session_source(stmt, set(), engine, self._qnames)
+                    if source is not None:
+                        candidates.append((stmt, source))
+                        break
+        if not candidates:
+            return
+        chosen = next((c for c in candidates if c[0].name.value in plan.sync_dependencies), candidates[0])
+        fn, source = chosen
+        existing = self._bound.get(plan.async_dependency, [])
+        if existing:
+            if not (len(existing) == 1 and isinstance(existing[0], cst.FunctionDef) and existing[0].asynchronous):
+                self._say(fn, f"{plan.async_dependency} is already defined here; not added")
+            return
+        for other, _ in candidates:
+            if other is not fn:
+                self._say(other, f"{other.name.value}() also yields a sync session; {plan.async_dependency} follows "
+                                 f"{fn.name.value}()")
+        engine = engine_of(source.call)
+        ref = async_engine_ref(module, engine, plan.async_engine) if engine else None
+        target = facts.ASYNC_SESSION_CLASS_FOR.get(source.session_class or "")
+        if ref is None or target is None:
+            return
+        twin, imported = ref
+        if imported is not None:
+            binders = self._bound.get(plan.async_engine, [])
+            source_of_twin = import_source(module, plan.async_engine)
+            if binders and (source_of_twin is None or source_of_twin[:2] != imported):
+                self._say(fn, f"{plan.async_engine} is already defined here; {plan.async_dependency} not added")
+                return
+            self.add_needed_import(imported[0], plan.async_engine, relative=imported[1])
+        session_module, session_name = target
+        self._import(session_module, session_name)
+        self._import("collections.abc", "AsyncIterator")
+        opener = async_session_call(source.call, twin, session_name, self._say)
+        body, unsupported = translated_body(fn, source, "", opener)
+        if unsupported is not None:
+            self._say(unsupported, f"{fn.name.value}() does more with the session than opening, committing and "
+                                   f"closing it; {plan.async_dependency} only opens and closes one")
+        new_fn = async_twin(fn, plan.async_dependency, body or canonical_body("", False, source.var, opener),
+                            session_name)
+        self._edits.add_after(fn, new_fn)
 
     def _plan_dependency(
         self,

@@ -32,6 +32,7 @@ class SessionDependencyToAsync(ScopedTransformer):
         super().__init__(context)
         self._aliases: dict[str, str] = {}  # alias name -> async alias name (module-level Annotated aliases)
         self._existing: set[str] = set()
+        self._functions: set[str] = set()  # module-level functions
 
     # ---------------------------------------------------------------- helpers
     def _is_sync_session_annotation(self, node: cst.BaseExpression) -> bool:
@@ -50,7 +51,9 @@ class SessionDependencyToAsync(ScopedTransformer):
         target = node.args[0].value
         if callee_text(target) not in self.plan.sync_dependencies:
             return None
-        if isinstance(target, cst.Name) and self.plan.database_module and self.plan.database_module != self.plan.module:
+        # a ``get_db`` defined in this module gets its twin here (the ``database`` rewrite): nothing to import
+        if isinstance(target, cst.Name) and target.value not in self._functions and self.plan.database_module \
+                and self.plan.database_module != self.plan.module:
             AddImportsVisitor.add_needed_import(self.context, self.plan.database_module, self.plan.async_dependency)
         new_arg = node.args[0].with_changes(value=replace_last_name(target, self.plan.async_dependency))
         return node.with_changes(args=[new_arg, *node.args[1:]])
@@ -78,6 +81,7 @@ class SessionDependencyToAsync(ScopedTransformer):
 
     # ---------------------------------------------------------------- module-level aliases
     def visit_Module(self, node: cst.Module) -> Optional[bool]:
+        self._functions = {stmt.name.value for stmt in node.body if isinstance(stmt, cst.FunctionDef)}
         self._existing = {
             stmt.body[0].targets[0].target.value
             for stmt in node.body

@@ -88,7 +88,7 @@ def async_coroutine_call(ctx: FunctionContext, call: CallSite) -> Optional[tuple
     if not func or func[0] != "a":
         return None
     method, recv = func[2], func[1]
-    if method in facts.ASYNC_SESSION_COROUTINES:
+    if method in facts.AWAITED_SESSION_METHODS:  # SQLAlchemy's coroutines and SQLModel's ``exec``
         evidence = async_session(ctx, recv, method)
         # a name alone does not say a *sync* def holds an AsyncSession: ``def work(session): session.commit()``
         # handed to ``await db.run_sync(work)`` gets a sync Session

@@ -89,6 +89,14 @@ def test_async_session_sync_methods_are_not_coroutines(name: str) -> None:
     assert not inspect.iscoroutinefunction(getattr(AsyncSession, name))
 
 
+@pytest.mark.parametrize("name", sorted(facts.SQLMODEL_ASYNC_SESSION_COROUTINES))
+def test_sqlmodel_async_session_coroutines(name: str) -> None:
+    """SQLModel's AsyncSession adds ``exec``, a coroutine (SQLALCHEMY_ASYNC.md §6); SQLAlchemy's has no such method."""
+    assert not hasattr(AsyncSession, name)
+    session = pytest.importorskip("sqlmodel.ext.asyncio.session")
+    assert inspect.iscoroutinefunction(getattr(session.AsyncSession, name))
+
+
 def test_session_method_tables_do_not_overlap() -> None:
     assert not facts.ASYNC_SESSION_COROUTINES & facts.ASYNC_SESSION_SYNC_METHODS
 

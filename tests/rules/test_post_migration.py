@@ -134,6 +134,14 @@ def messages(src: str, code: str) -> list[str]:
         async def later(db: AsyncSession):
             return lambda: db.execute(select(User)).scalars()
         ''', [(3, "ASM201")], id="chained-inside-lambda"),
+    pytest.param('''
+        from sqlmodel.ext.asyncio.session import AsyncSession as SQLModelAsyncSession
+
+
+        async def names(session: SQLModelAsyncSession):
+            first = (await session.exec(select(User))).first()
+            return session.exec(select(User.name)).all()
+        ''', [(7, "ASM201")], id="sqlmodel-exec"),
 ])
 def test_unawaited_true_positives(src, expected):
     assert post(src) == expected

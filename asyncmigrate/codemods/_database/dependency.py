@@ -62,9 +62,13 @@ def session_source(fn: cst.FunctionDef, factories: set[str], engine: Optional[st
     return None
 
 
-def canonical_body(factory: str, scoped: bool, var: str = "session") -> Sequence[cst.BaseStatement]:
-    """Open a session from the async ``factory``, yield it, close it (``remove()`` it when scoped)."""
-    if scoped:
+def canonical_body(factory: str, scoped: bool, var: str = "session",
+                   opener: Optional[cst.Call] = None) -> Sequence[cst.BaseStatement]:
+    """Open a session from the async ``factory`` (or with ``opener``), yield it, close it (``remove()`` it when
+    scoped)."""
+    if opener is not None:
+        template = f"async with {cst.Module(body=[]).code_for_node(opener)} as {var}:\n    yield {var}\n"
+    elif scoped:
         template = f"{var} = {factory}()\ntry:\n    yield {var}\nfinally:\n    await {factory}.remove()\n"
     else:
         template = f"async with {factory}() as {var}:\n    yield {var}\n"
@@ -72,10 +76,13 @@ def canonical_body(factory: str, scoped: bool, var: str = "session") -> Sequence
 
 
 def translated_body(
-    fn: cst.FunctionDef, source: SessionSource, factory: str
+    fn: cst.FunctionDef, source: SessionSource, factory: str, opener: Optional[cst.Call] = None
 ) -> tuple[Optional[Sequence[cst.BaseStatement]], Optional[cst.CSTNode]]:
     """``(body, None)``: ``fn``'s body, awaited, on ``factory``; ``(None, None)`` for the plain open/yield/close
-    shapes (the canonical body is meant); ``(None, node)`` when ``node`` does more with the session."""
+    shapes (the canonical body is meant); ``(None, node)`` when ``node`` does more with the session.
+
+    ``opener``: the call that replaces ``Session(engine)`` (``AsyncSession(async_engine, ...)``) when there is
+    no async factory to open the session from."""
     statements = list(fn.body.body)
     if statements and m.matches(statements[0], m.SimpleStatementLine([m.Expr(m.SimpleString())])):
         statements = statements[1:]
@@ -90,7 +97,7 @@ def translated_body(
     opens_plainly = source.factory is None or m.matches(source.call, m.Call(func=m.Name(), args=[]))
     if opens_plainly and any(actual == ast.dump(ast.parse(t)) for t in plain):
         return None, None
-    translator = _AwaitSession(var, source, factory)
+    translator = _AwaitSession(var, source, factory, opener)
     new = [s.visit(translator) for s in statements]
     if translator.unsupported is not None:
         return None, translator.unsupported
@@ -112,9 +119,9 @@ def async_twin(fn: cst.FunctionDef, name: str, body: Sequence[cst.BaseStatement]
 class _AwaitSession(cst.CSTTransformer):
     """Mirror a sync dependency body on the async factory: coroutine session methods awaited, ``with`` async."""
 
-    def __init__(self, var: str, source: SessionSource, factory: str) -> None:
+    def __init__(self, var: str, source: SessionSource, factory: str, opener: Optional[cst.Call] = None) -> None:
         super().__init__()
-        self.var, self.source, self.factory = var, source, factory
+        self.var, self.source, self.factory, self.opener = var, source, factory, opener
         self.unsupported: Optional[cst.CSTNode] = None
         self._allowed: set[int] = set()
 
@@ -129,7 +136,7 @@ class _AwaitSession(cst.CSTTransformer):
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if m.matches(node.value, m.Name(self.var)):
             attr = node.attr.value
-            if attr in facts.ASYNC_SESSION_COROUTINES | facts.ASYNC_SESSION_SYNC_METHODS | _SESSION_PROPERTIES:
+            if attr in facts.AWAITED_SESSION_METHODS | facts.ASYNC_SESSION_SYNC_METHODS | _SESSION_PROPERTIES:
                 self._allowed.add(id(node.value))
 
     def visit_Yield(self, node: cst.Yield) -> None:
@@ -149,7 +156,7 @@ class _AwaitSession(cst.CSTTransformer):
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         func = updated.func
         if original is self.source.call and self.source.factory is None:  # Session(engine)
-            return cst.Call(func=cst.Name(self.factory))
+            return self.opener if self.opener is not None else cst.Call(func=cst.Name(self.factory))
         if isinstance(func, cst.Name) and func.value == self.source.factory:
             return updated.with_changes(func=cst.Name(self.factory))
         if isinstance(func, cst.Attribute) and m.matches(func.value, m.Name(self.source.factory or "")):
@@ -158,7 +165,7 @@ class _AwaitSession(cst.CSTTransformer):
             if func.attr.value == "remove":
                 return cst.Await(updated.with_changes(func=func.with_changes(value=cst.Name(self.factory))))
         if isinstance(func, cst.Attribute) and m.matches(func.value, m.Name(self.var)):
-            if func.attr.value in facts.ASYNC_SESSION_COROUTINES:
+            if func.attr.value in facts.AWAITED_SESSION_METHODS:
                 return cst.Await(updated)
         return updated
 
