@@ -141,12 +141,6 @@ def _project(root: Path, db: str, deps: str, routes: str) -> Path:
     return root
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "fix rejects its own migration when get_db lives outside the database module: Depends(get_db) (and an "
-    "Annotated alias of it) is rewritten to Depends(get_async_db) but get_async_db is neither defined in "
-    "deps.py nor imported there (the database rewrite defines it only next to a get_db in the database module), so "
-    "verify rejects deps.py and every route importing AsyncSessionDep or get_async_db from it; --write writes "
-    "nothing, exit 3"))
 @pytest.mark.parametrize("db, deps, routes", [
     (DB_ENGINE_ONLY, DEPS_SESSION_OF_ENGINE, ROUTES),
     (DB_WITH_FACTORY, DEPS_SESSIONLOCAL, ROUTES),
