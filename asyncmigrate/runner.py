@@ -99,21 +99,6 @@ class Discovery:
     errors: list[FileError] = field(default_factory=list)
 
 
-def module_name(path: Path, packages: Optional[dict[str, tuple[str, ...]]] = None) -> tuple[str, bool]:
-    """Dotted module name from the package structure (``__init__.py`` files) above ``path``.
-
-    ``packages`` memoises, per directory, the package names above it (``discover`` passes one
-    for the whole walk, so each directory is looked at once, not once per file in it).
-    """
-    path = path.absolute()
-    is_package = path.name == "__init__.py"
-    parts = ([] if is_package else [path.stem]) + list(_packages_at(path.parent, packages))
-    if not parts:  # a bare __init__.py outside any package
-        parts = [path.parent.name]
-    # a name that is not UTF-8 cannot be imported anyway; keep it printable (reports, JSON)
-    return display_path(".".join(reversed(parts))), is_package
-
-
 def _packages_at(d: Path, memo: Optional[dict[str, tuple[str, ...]]]) -> tuple[str, ...]:
     """The names of the packages ``d`` is in, innermost first (``d`` itself when it has ``__init__.py``)."""
     key = str(d)
@@ -125,6 +110,12 @@ def _packages_at(d: Path, memo: Optional[dict[str, tuple[str, ...]]]) -> tuple[s
     if memo is not None:
         memo[key] = names
     return names
+
+
+def _normal(path: str) -> bool:
+    """``str(Path(path)) == path`` without building the Path (no ``//``, ``.`` part or trailing separator)."""
+    return not ("//" in path or "/./" in path or path.startswith("./") or path.endswith(("/", "/.")) or path == "."
+                or (os.altsep is not None and os.altsep in path))
 
 
 def _rel(path: Path) -> str:
@@ -219,13 +210,14 @@ def discover(paths: Sequence[str], config: Config) -> Discovery:
     seen: set[str] = set()
     ignores = _Ignores(config)
     # .gitignore files above the given paths (up to the repository root) apply too
-    starts: set[Path] = set()
+    starts: set[str] = set()
     for p in paths:
-        start = Path(p).absolute()
-        start = start if start.is_dir() else start.parent
-        if start in starts:
+        absolute = os.path.abspath(p)
+        start_dir = absolute if os.path.isdir(absolute) else os.path.dirname(absolute)
+        if start_dir in starts:
             continue
-        starts.add(start)
+        starts.add(start_dir)
+        start = Path(start_dir)
         # like git: .gitignore files above a path apply only inside the same repository (up to its root);
         # outside any repository only the path itself counts (pyenv's ~/.pyenv/.gitignore ignores /versions)
         ancestors = [start, *start.parents]
@@ -234,29 +226,37 @@ def discover(paths: Sequence[str], config: Config) -> Discovery:
             ignores.load_gitignore(d, named=start.resolve())
     packages: dict[str, tuple[str, ...]] = {}
 
-    def add(path: Path, explicit: bool) -> None:
-        key = os.path.abspath(path)
-        if key in seen:
+    here = os.path.join(os.getcwd(), "")
+
+    def add(p: str) -> None:
+        """A file named on the command line (``bench/run.py`` names thousands: strings, memoised packages)."""
+        absolute = os.path.abspath(p)
+        if absolute in seen:
             return
-        seen.add(key)
-        if not explicit and not include.match_file(path.as_posix()):
-            return
-        mod, is_pkg = module_name(path, packages)
-        out.sources.append(Source(_rel(path), str(path), mod, is_pkg))
+        seen.add(absolute)
+        directory, name = os.path.split(absolute)
+        above = packages.get(directory)
+        if above is None:
+            above = _packages_at(Path(directory), packages)
+        is_pkg = name == "__init__.py"
+        parts = above if is_pkg else (os.path.splitext(name)[0], *above)
+        mod = display_path(".".join(reversed(parts or (os.path.basename(directory),))))
+        shown = absolute[len(here):] if absolute.startswith(here) else _rel(Path(p))
+        out.sources.append(Source(shown.replace(os.sep, "/"), p if _normal(p) else str(Path(p)), mod, is_pkg))
 
     for p in paths:
-        root = Path(p)
         try:
-            st = root.stat()
+            st = os.stat(p)
         except OSError as exc:
             out.errors.append(FileError(display_path(p), "read", f"cannot read: {exc.strerror or exc}"))
             continue
         if stat.S_ISREG(st.st_mode):
-            add(root, explicit=True)
+            add(p)
             continue
         if not stat.S_ISDIR(st.st_mode):
             out.errors.append(FileError(display_path(p), "read", "not a regular file or directory"))
             continue
+        root = Path(p)
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=lambda e: out.errors.append(
                 FileError(display_path(e.filename or p), "read", f"cannot list: {e.strerror}"))):
             d = Path(dirpath)
