@@ -601,6 +601,9 @@ class Planner:
             e["relationships"] = {cls: frozenset(names) for cls, names in classes.items()}
         if db is not None:
             files.setdefault(db.path, _new_entry(db.dotted))
+        derived = self._derived_engines()
+        for path, (module, names) in derived.items():
+            files.setdefault(path, _new_entry(module))
         sqlmodel = any(qn.startswith("sqlmodel") for fs in p.files for _, qn in fs.imports)
         self.plan.app_twins = self._app_twins(db, files.values())
         for path, e in files.items():
@@ -622,6 +625,7 @@ class Planner:
                 acm=frozenset(e["acm"]),
                 test_module=test,
                 app_twins=self.plan.app_twins if test else {},
+                derived_engines=frozenset(derived[path][1]) if path in derived else frozenset(),
             )
         return self.plan
 
@@ -637,16 +641,124 @@ class Planner:
             if fid in excluded:
                 continue
             bad = [call for call, engine in self.session_constructions(fid) if engine is None]
-            if not bad:
+            missing = None if bad else self._missing_twin(fid)
+            if not bad and missing is None:
                 continue
             group = self.component(fid, converted) | {fid}
             excluded |= group
             fn = self.project.functions[fid].summary
             others = f", with {len(group) - 1} function(s) sharing its session," if len(group) > 1 else ""
+            if missing is not None:
+                line, why = missing
+                self.left(fid, line, f"`{fn.qualname}` {why}: left on the sync session{others} (add the async "
+                          "engine and session factory by hand, then run fix again)")
+                continue
             self.left(fid, bad[0].span.line, f"`{fn.qualname}` builds `{bad[0].snippet}` on an engine that gets no "
                       f"async twin (a parameter, a local or one of several engines): left on the sync session{others} "
                       f"(build an AsyncSession on the async engine by hand)")
         return excluded
+
+    # ------------------------------------------------------------- twins the database rewrite cannot make
+    def _missing_twin(self, fid: str) -> Optional[tuple[int, str]]:
+        """``(line, why)`` when ``fid``'s session comes from a factory (called here, or in the ``get_db`` it
+        depends on) that the ``database`` rewrite gives no async twin: converting it would name
+        ``AsyncSessionLocal``/``get_async_db`` where nothing defines them, and the verification would reject
+        the whole migration."""
+        p = self.project
+        fn = p.functions[fid].summary
+
+        def path_of(target: str) -> str:
+            return p.functions[target].file.path
+
+        for call in fn.calls:
+            if p.value(call.func, fid) == ("factory",):
+                why = self._factory_without_twin(call.func, fid)
+                if why is not None:
+                    return call.span.line, f"calls `{expr_text(call.func)}()`, which {why}"
+        for prm in fn.params:
+            if prm.depends is None or not is_session(p.param_value(fid, prm)):
+                continue
+            target = p.value(prm.depends[2], fid)
+            if not (target and target[0] == "func" and target[1] in p.functions):
+                continue
+            provider = p.functions[target[1]].summary
+            line = prm.span.line if prm.span else fn.span.line
+            if provider.is_generator and not is_test_file(path_of(target[1])) and not self._traceable(target[1]):
+                return line, (f"depends on `{provider.qualname}`, whose session comes from a factory or engine the "
+                              "analysis cannot trace (unpacked from a helper's result?), so it gets no async twin")
+            if not self.is_provider(target[1]):
+                continue
+            bad = [call for call, engine in self.session_constructions(target[1]) if engine is None]
+            if bad:
+                return line, (f"depends on `{provider.qualname}`, which builds `{bad[0].snippet}` on an engine that "
+                              "gets no async twin")
+            for call in provider.calls:
+                if p.value(call.func, target[1]) == ("factory",):
+                    why = self._factory_without_twin(call.func, target[1])
+                    if why is not None:
+                        return line, f"depends on `{provider.qualname}`, whose `{expr_text(call.func)}` {why}"
+        return None
+
+    def _traceable(self, gen: str) -> bool:
+        """Whether the session generator ``gen`` yields gets it from something the analysis knows: a parameter
+        (a session handed in), a session factory call or a ``Session(engine)`` construction."""
+        p = self.project
+        fn = p.functions[gen].summary
+        if any(is_session(p.param_value(gen, prm)) for prm in fn.params):
+            return True
+        if any(p.value(call.func, gen) in (("factory",), ("afactory",)) for call in fn.calls):
+            return True
+        return bool(self.session_constructions(gen)) or not is_session(p.provides(gen)) and p.provides(gen) is not None
+
+    def _factory_without_twin(self, func: Expr, fid: str) -> Optional[str]:
+        """Why the module-level session factory ``func`` names gets no async twin (None: it gets one, or it is
+        not a shape this check knows, which the rewrite then decides as before)."""
+        p = self.project
+        mod = p.module_of(fid)
+        if not func or func[0] != "n":
+            return None
+        name = func[1]
+        if p.functions[fid].summary.qualname != MODULE_SCOPE and name in dict(p.functions[fid].summary.assigns):
+            return None
+        if name not in p._module_vars.get(mod, {}):
+            qn = p._imports.get(mod, {}).get(name)
+            if qn is None or "." not in qn:
+                return None
+            mod = p.find_module(qn.rsplit(".", 1)[0])
+            name = qn.rsplit(".", 1)[1]
+        if mod is None or mod not in p.modules or name not in p._module_vars.get(mod, {}):
+            return None
+        module_fid = f"{mod}:{MODULE_SCOPE}"
+        path = p.modules[mod].path
+        for expr in p._module_vars[mod][name]:
+            target = p.value(expr[1], module_fid) if expr and expr[0] == "c" else None
+            if not (target and target[0] == "ext"
+                    and target[1] in facts.SYNC_SESSIONMAKERS | facts.SYNC_SCOPED_SESSIONS):
+                return (f"is not built by sessionmaker(...) in a module-level assignment of {path} "
+                        "(unpacked from a helper's result, or built by a helper), so it gets no async twin")
+        engines = [n for n, e in p.modules[mod].module_scope.assigns
+                   if e and e[0] == "c" and p.value(("n", n), module_fid) == ("engine",)]
+        if not engines:
+            return (f"binds no engine built by an assignment in {path} (an imported engine, or one unpacked from a "
+                    "helper's result), so it gets no async twin")
+        return None
+
+    def _derived_engines(self) -> dict[str, tuple[str, set[str]]]:
+        """path -> (module, module-level names bound to a sync engine by a call to a project helper): the
+        ``database`` rewrite derives their async twin from the engine's URL (``FilePlan.derived_engines``)."""
+        p = self.project
+        out: dict[str, tuple[str, set[str]]] = {}
+        for mod, fs in p.modules.items():
+            if is_test_file(fs.path):
+                continue
+            module_fid = f"{mod}:{MODULE_SCOPE}"
+            for name, expr in fs.module_scope.assigns:
+                if not expr or expr[0] != "c":
+                    continue
+                target = p.value(expr[1], module_fid)
+                if target and target[0] == "func" and p.value(("n", name), module_fid) == ("engine",):
+                    out.setdefault(fs.path, (fs.module, set()))[1].add(name)
+        return out
 
     def _provider_engines(self, files: dict[str, dict]) -> None:
         """What the dependencies that get an async twin (``get_db``) open their session with: the engine of

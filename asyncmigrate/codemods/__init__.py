@@ -73,7 +73,8 @@ def _has_sessions(plan, code: str) -> bool:
 GATES = {
     # module-level engines, session factories and dependencies; test modules twin their own
     EngineToAsync: lambda plan, code: bool(plan.test_module or plan.sync_dependencies or plan.sync_factories
-                                           or plan.sync_engines or any(w in code for w in _ENGINE_WORDS)),
+                                           or plan.sync_engines or plan.derived_engines
+                                           or any(w in code for w in _ENGINE_WORDS)),
     # every change starts at a sync engine reference: the plan's, a ``create_engine`` result, or a name used as
     # an engine in DDL, ``dispose()`` or ``.pool``
     LifecycleToAsync: lambda plan, code: bool(plan.sync_engines or any(w in code for w in _LIFECYCLE_WORDS)),

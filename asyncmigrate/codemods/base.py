@@ -69,6 +69,10 @@ class FilePlan:
     #: the app's sync database names -> their async twins, e.g. {"get_db": "get_async_db", "SessionLocal":
     #: "AsyncSessionLocal", "engine": "async_engine"} (engine, session factories, session dependencies)
     app_twins: Mapping[str, str] = field(default_factory=dict)
+    #: module-level names in this file bound to a sync engine by a project helper (``engine =
+    #: make_engine(url)``, ``create_engine`` inside it): the ``database`` rewrite derives their async twin from
+    #: the sync engine's URL at run time
+    derived_engines: FrozenSet[str] = frozenset()
 
     def is_session(self, scope: str, dotted_text: Optional[str]) -> bool:
         if dotted_text is None:

@@ -60,6 +60,8 @@ class _Engine:
     top: cst.BaseStatement
     name: str
     call: cst.Call
+    #: built by a project helper (``engine = make_engine(url)``): the twin derives from the sync engine's URL
+    derived: bool = False
 
 
 @dataclass
@@ -144,6 +146,8 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
                 if q & facts.SYNC_ENGINE_FACTORIES:
                     engines.append(_Engine(stmt, top, name, call))
                     handled.add(id(call))
+                elif name in plan.derived_engines and not plan.test_module:
+                    engines.append(_Engine(stmt, top, name, call, derived=True))
                 elif q & facts.ASYNC_ENGINE_FACTORIES:
                     async_engines.append(name)
                 elif q & facts.ASYNC_SESSIONMAKERS or (
@@ -161,7 +165,7 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
                                         "scopefunc=asyncio.current_task) by hand)")
                 elif q & facts.SYNC_SESSIONMAKERS:
                     factories.append(_Factory(stmt, name, call, engine=bind_of(call)))
-        self._report_other_engines(module, handled)
+        self._report_other_engines(module, handled, {e.call.func for e in engines if e.derived})
         if not engines and not factories and not async_engines:
             self._plan_imported_dependency(module)
             return
@@ -241,6 +245,10 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
                                   pool=_TEST_POOL if test else None,
                                   memory_name=(self.plan.module or "test_database") if test else None)
         for site in sites:
+            if site.derived:
+                statements.append((site, self._derived_engine(site, async_name)))
+                needs_helper = True
+                continue
             built = builder.build(site.name, site.call)
             if built is None:
                 return False
@@ -266,10 +274,34 @@ class EngineToAsync(ScopedTransformer, VisitorBasedCodemodCommand):
         repeat_listeners(self._module, sites[0].name, async_name, self._qnames, self._edits)
         return True
 
-    def _report_other_engines(self, module: cst.Module, handled: set[int]) -> None:
+    def _derived_engine(self, site: _Engine, async_name: str) -> cst.SimpleStatementLine:
+        """``async_engine = create_async_engine(_async_database_url(engine.url.render_as_string(
+        hide_password=False)))``: the helper that builds the sync engine is left as it is, so the async engine
+        takes the sync engine's URL (password included) through the run-time driver mapping."""
+        helper = cst.Module(body=[]).code_for_node(site.call.func)
+        self._say(site.call, f"{site.name} is built by {helper}(); {async_name} is derived from {site.name}.url at "
+                             f"run time: the pool, connect_args and other settings {helper}() passes to "
+                             "create_engine are not carried over (set them on create_async_engine by hand)")
+        line = cst.parse_statement(
+            f"{async_name} = create_async_engine({URL_HELPER}({site.name}.url.render_as_string(hide_password=False)))"
+        )
+        assert isinstance(line, cst.SimpleStatementLine)
+        return line
+
+    def _report_other_engines(self, module: cst.Module, handled: set[int],
+                              helpers: set[cst.BaseExpression] = frozenset()) -> None:  # type: ignore[assignment]
+        helper_names = {h.value if isinstance(h, cst.Name) else h.attr.value for h in helpers
+                        if isinstance(h, (cst.Name, cst.Attribute))}
+        in_helper: set[int] = set()
+        for fn in m.findall(module, m.FunctionDef()):
+            assert isinstance(fn, cst.FunctionDef)
+            if fn.name.value in helper_names:
+                in_helper.update(id(c) for c in m.findall(fn, m.Call()))
         for call in m.findall(module, m.Call()):
             assert isinstance(call, cst.Call)
-            if id(call) not in handled and self._calls(call, facts.SYNC_ENGINE_FACTORIES):
+            if id(call) in handled or id(call) in in_helper:
+                continue
+            if self._calls(call, facts.SYNC_ENGINE_FACTORIES):
                 self._say(call, "create_engine() outside a module-level assignment is left alone")
 
     # ---- session factory ----

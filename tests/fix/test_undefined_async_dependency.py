@@ -207,12 +207,6 @@ def read_items(db: DbSession):
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine = make_engine(url) (create_engine inside a helper): the database rewrite leaves the engine alone and "
-    "defines no async_engine/AsyncSessionLocal/get_async_db, but the alias DbSession = Annotated[Session, "
-    "Depends(get_db)] next to it is still rewritten to Depends(get_async_db); verify rejects db.py (undefined "
-    "get_async_db) and routes.py (imports AsyncDbSession, not defined); --write writes nothing, exit 3 -- "
-    "expected: a consistent migration, or the engine's users left for a human without a rejection"))
 def test_engine_built_by_a_helper_gives_a_consistent_plan(tmp_path: Path, monkeypatch) -> None:
     root = tmp_path / "project"
     for rel, text in {"app/__init__.py": "", "app/db.py": DB_ENGINE_FROM_HELPER, "app/models.py": MODELS,

@@ -85,15 +85,11 @@ KNOWN_REJECTED: dict[str, str] = {
         "and the 4 route modules importing AsyncSessionDep (reproduced in "
         "tests/fix/test_undefined_async_dependency.py)"),
     "Netflix+dispatch": (
-        "the engine is built by a helper (src/dispatch/database/core.py: `engine = create_db_engine(...)`), which the "
-        "database rewrite leaves alone, so it defines no AsyncSessionLocal/get_async_db; get_db and `DbSession = "
-        "Annotated[Session, Depends(get_db)]` are still rewritten to them, and verify rejects core.py and 51 modules "
-        "importing AsyncDbSession/AsyncSessionLocal (reproduced in tests/fix/test_undefined_async_dependency.py)"),
-    "mealie-recipes+mealie": (
-        "engine and SessionLocal come from a function (mealie/db/db_setup.py: `SessionLocal, engine = "
-        "sql_global_init(settings.DB_URL)`), which the database rewrite leaves alone, so it defines no get_async_db; "
-        "8 modules would import get_async_db from mealie.db.db_setup and are rejected (same cause as Netflix+dispatch, "
-        "reproduced in tests/fix/test_undefined_async_dependency.py)"),
+        "the helper-built engine (src/dispatch/database/core.py: `engine = create_db_engine(...)`) now gets a derived "
+        "async_engine and AsyncSessionLocal, but get_db is `def get_db(request): return request.state.db` (the "
+        "session a middleware opened): no generator, nothing it opens, so no get_async_db is made; `DbSession = "
+        "Annotated[Session, Depends(get_db)]` is still rewritten to Depends(get_async_db), and verify rejects "
+        "core.py (undefined get_async_db) and 20 modules importing AsyncDbSession (21 rejections, by hand)"),
 }
 #: repositories this test skips unless ``ASYNCMIGRATE_CORPUS_SLOW=1``: one ``fix`` run over them takes longer than
 #: the ~15 min issue 5 allows per repository, and the test makes four (``--diff``, ``--check``, ``--write``,
