@@ -193,6 +193,49 @@ SESSION_LIKE_NAMES: Final = frozenset(
     {"db", "session", "db_session", "dbsession", "sess", "s", "database_session", "session_db", "db_sess", "orm_session"}
 )
 
+#: Methods whose call on a receiver known only by its *name* confirms that it is a session: every
+#: session method the scan reports on such a receiver (``AMBIGUOUS_METHOD_NAMES`` excepted), the
+#: methods only a session has, and its session-specific sync methods (``get_bind``, ``is_modified``...).
+#: ``fix`` converts a name-only receiver only when one of these is called on it.
+NAME_ONLY_CONFIRMING_METHODS: Final = SESSION_ONLY_METHODS | (
+    (SYNC_BLOCKING_SESSION_METHODS | SYNC_NON_IO_SESSION_METHODS | ASYNC_SESSION_SYNC_METHODS | {"query"})
+    - AMBIGUOUS_METHOD_NAMES - {"begin", "expire"}  # transactions and caches have those too
+)
+
+#: Top-level packages whose use makes a project a SQLAlchemy project: without an import of one of these
+#: anywhere (and without configured session names), a receiver's *name* is no evidence at all.
+SQLALCHEMY_PACKAGES: Final = frozenset(
+    {"sqlalchemy", "sqlmodel", "flask_sqlalchemy", "fastapi_sqlalchemy", "sqlalchemy_utils", "fastapi_utils",
+     "alembic"}
+)
+
+#: Third-party packages whose objects are never SQLAlchemy sessions (HTTP clients, other databases, brokers).
+#: With the standard library (``sys.stdlib_module_names``, less ``PROVENANCE_NEUTRAL_MODULES``), a value made
+#: by one of these is not a session whatever its name (``s = socket.socket()``, ``db = sqlite3.connect(p)``,
+#: ``session = requests.Session()``).
+NON_SESSION_PACKAGES: Final = frozenset(
+    {"requests", "httpx", "aiohttp", "urllib3", "redis", "aioredis", "boto3", "botocore", "aiobotocore", "pymongo",
+     "motor", "paramiko", "websockets", "pika", "aio_pika", "elasticsearch", "grpc", "kafka", "aiokafka"}
+)
+
+#: Standard-library modules that hand values through (containers, context variables, ``cast``,
+#: ``contextlib.closing(SessionLocal())``, ``await asyncio.to_thread(SessionLocal)``...): what they give says
+#: nothing about whether it is a session.
+PROVENANCE_NEUTRAL_MODULES: Final = frozenset(
+    {"typing", "typing_extensions", "contextlib", "contextvars", "functools", "collections", "queue", "weakref",
+     "threading", "asyncio", "concurrent", "copy", "abc", "dataclasses", "operator", "itertools", "inspect", "types",
+     "builtins", "_thread"}
+)
+
+#: Builtins whose result is never a session (``with open(p) as s``, ``s = str(x)``); the other builtins
+#: (``getattr``, ``next``, ``min``, ``type``...) can hand one through.
+NON_SESSION_BUILTINS: Final = frozenset(
+    {"open", "str", "bytes", "bytearray", "int", "float", "complex", "bool", "memoryview", "repr", "format", "len",
+     "ord", "chr", "hex", "oct", "bin", "compile", "range", "input", "hash", "id", "print", "sorted", "reversed",
+     "enumerate", "zip", "map", "filter", "set", "frozenset", "tuple", "list", "dict", "slice", "divmod", "pow",
+     "abs", "round", "sum", "ascii", "isinstance", "issubclass", "callable", "hasattr", "dir"}
+)
+
 #: Result methods: always sync, on both ``Result`` and ``ScalarResult``.
 RESULT_METHODS: Final = frozenset(
     {"all", "first", "one", "one_or_none", "scalar", "scalar_one", "scalar_one_or_none", "scalars", "mappings", "unique",

@@ -41,6 +41,11 @@ _AWAITING_METHODS = facts.AWAITED_SESSION_METHODS | {"query"}
 _CANNOT_BE_ASYNC = frozenset({"__init__", "__new__", "__del__", "__enter__", "__exit__", "__iter__", "__next__",
                               "__len__", "__bool__", "__hash__", "__eq__", "__repr__", "__str__", "__getattr__",
                               "__setattr__", "__getitem__", "__setitem__", "__contains__", "__post_init__"})
+#: ambiguous methods (``AMBIGUOUS_METHOD_NAMES``) that confirm a name-only receiver when given a SQLAlchemy
+#: statement, or when their result is read with a method only a ``Result`` has
+_CONFIRMING_WITH_STATEMENT = frozenset({"execute", "scalar", "scalars", "stream"})
+_RESULT_ONLY = frozenset({"scalars", "scalar_one", "scalar_one_or_none", "unique", "mappings", "one_or_none",
+                          "fetchall", "fetchone", "fetchmany"})
 _SAFE_CALLBACK_SINKS = frozenset({"add_task", "Depends", "Security", "create_task", "ensure_future", "gather",
                                   "add_api_route", "api_route", "add_event_handler", "include_router"})
 
@@ -115,14 +120,77 @@ class Planner:
                 v = p.value(("n", name), fid)
                 if is_session(v):
                     out[name] = v[1]
+            # a receiver known only by its name, with only methods common on other objects called on it
+            # (``close``/``get``/``execute``: the scan does not report them), is a session only beside other
+            # evidence in the same function (``request.state.db = SessionLocal(); ...; request.state.db.close()``)
+            confirmed = self._confirmed_texts(fid)
+            unconfirmed: set[str] = set()
             for call in fn.summary.calls:
                 if call.func and call.func[0] == "a" and not call.awaited:
                     v = p.receiver(call.func[1], fid)
                     text = expr_text(call.func[1])
                     if text and is_session(v) and "(" not in text:
+                        if v[1] == "name-only" and text not in confirmed:
+                            unconfirmed.add(text)
                         out[text] = v[1]
+            if unconfirmed and set(out) <= unconfirmed and not self.uses_factory(fid):
+                out = {}
         self._receivers[fid] = out
         return out
+
+    def _confirmed_texts(self, fid: str) -> set[str]:
+        """Receivers (dotted text) that a method only a session has is called on: in ``fid``, and for
+        ``self.<attr>`` in any method of its class or of a base class (``self.db.query()`` in one method
+        confirms ``self.db.close()`` in another)."""
+        def own(f: str) -> set[str]:
+            summary = self.project.functions[f].summary
+            out: set[str] = set()
+            for c in summary.calls:
+                func = c.func
+                if not func or func[0] != "a" or c.awaited:
+                    continue
+                recv = func[1]
+                if func[2] in _RESULT_ONLY and recv and recv[0] == "c" and recv[1] and recv[1][0] == "a" \
+                        and recv[1][2] in _CONFIRMING_WITH_STATEMENT:
+                    out.add(expr_text(recv[1][1]) or "")  # ``db.execute(stmt).scalars()``
+                elif func[2] in facts.NAME_ONLY_CONFIRMING_METHODS:
+                    out.add(expr_text(recv) or "")
+                elif func[2] in _CONFIRMING_WITH_STATEMENT and c.args and self._sqlalchemy_made(c.args[0], f):
+                    out.add(expr_text(recv) or "")  # ``db.execute(select(...))``, ``db.scalar(stmt)``
+            if summary.is_generator:  # ``def get_db(): db = make(); try: yield db finally: db.close()``
+                out.update(expr_text(r) or "" for r in summary.returns if r and r[0] == "n")
+            out.discard("")
+            return out
+        out = own(fid)
+        cq = self.project.functions[fid].summary.class_qualname
+        if cq:
+            if not hasattr(self, "_class_confirmed"):
+                self._class_confirmed: dict[str, set[str]] = {}
+                for f, fn in self.project.functions.items():
+                    if fn.summary.class_qualname:
+                        texts = {t for t in own(f) if t.startswith("self.")}
+                        if texts:
+                            key = f"{self.project.module_of(f)}:{fn.summary.class_qualname}"
+                            self._class_confirmed.setdefault(key, set()).update(texts)
+            for c in self.project.mro(f"{self.project.module_of(fid)}:{cq}"):  # and its bases, across modules
+                out |= self._class_confirmed.get(c, set())
+        return out
+
+    def _sqlalchemy_made(self, expr: Expr, fid: str, depth: int = 0) -> bool:
+        """Does ``expr`` come from SQLAlchemy (``select(User).where(...)``, a local assigned one, ``text(...)``)?"""
+        if expr is None or depth > 8:
+            return False
+        kind = expr[0]
+        if kind == "c":
+            target = self.project.value(expr[1], fid)
+            if target is not None and target[0] == "ext":
+                return target[1].split(".", 1)[0] in facts.SQLALCHEMY_PACKAGES
+            func = expr[1]
+            return func is not None and func[0] == "a" and self._sqlalchemy_made(func[1], fid, depth + 1)
+        if kind == "n":
+            sources = self.project._fn_locals.get(fid, {}).get(expr[1], ())
+            return any(self._sqlalchemy_made(src, fid, depth + 1) for src in sources)
+        return False
 
     def session_args(self, call: CallSite, fid: str) -> bool:
         for arg in (*call.args, *(v for _, v in call.kwargs)):

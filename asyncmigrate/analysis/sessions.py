@@ -22,6 +22,7 @@ point over all call sites (``Project.solve``).
 from __future__ import annotations
 
 import builtins
+import sys
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional
 
@@ -33,6 +34,8 @@ Value = Optional[tuple]
 SESSION, ASESSION = "session", "asession"
 _BUILTINS = frozenset(dir(builtins))
 _MAX_DEPTH = 40
+#: top-level modules of the standard library that make values (sockets, files, sqlite3 connections...)
+_STDLIB_MAKERS = frozenset(sys.stdlib_module_names) - facts.PROVENANCE_NEUTRAL_MODULES
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,11 @@ class Project:
         self._qualified_memo: dict[str, Value] = {}
         self._resolving: set[str] = set()
         self._targets: dict[int, tuple[Value]] = {}  # id(CallSite) -> (callee value,); summaries outlive it
+        self._foreign_memo: dict[tuple, bool] = {}
+        self._foreign_stack: set[tuple] = set()
         self._index()
+        #: the name-only fallback needs a SQLAlchemy project (see :meth:`receiver`)
+        self.uses_sqlalchemy = self._uses_sqlalchemy()
 
     # ------------------------------------------------------------------ indexing
     def _index(self) -> None:
@@ -629,17 +636,25 @@ class Project:
                 break
             self._value_memo.clear()
             self._qualified_memo.clear()
+            self._foreign_memo.clear()
 
     # ------------------------------------------------------------------ receivers
     def receiver(self, expr: Expr, fid: str) -> Value:
-        """The value of a method-call receiver, with the name-only fallback."""
+        """The value of a method-call receiver, with the name-only fallback.
+
+        A name is evidence only in a project that uses SQLAlchemy (``uses_sqlalchemy``), and never for a
+        receiver whose value demonstrably comes from something else (:meth:`foreign`): ``db =
+        sqlite3.connect(p)``, ``with listener.accept()[0] as s``, ``s: str``.
+        """
         v = self.value(expr, fid)
         if v is not None:
             return v
-        if not self.settings.name_heuristics or expr is None:
+        if not self.settings.name_heuristics or expr is None or not self.uses_sqlalchemy:
             return None
         name = expr[-1] if expr[0] in ("n", "a") else None
         if name is None or name not in self.settings.session_names:
+            return None
+        if self.foreign(expr, fid):
             return None
         fn = self.functions[fid]
         if expr in fn.summary.awaited_receivers or self._file_is_async_only(fn.file):
@@ -649,6 +664,141 @@ class Project:
             if base is not None and base[0] not in ("instance",):
                 return None  # ``requests.session`` & co: a known object that is not ours
         return (SESSION, "name-only")
+
+    def _uses_sqlalchemy(self) -> bool:
+        """Does any file import SQLAlchemy (or a package built on it), or does the configuration name sessions?"""
+        s = self.settings
+        if s.session_dependencies or s.session_factories or s.session_names != facts.SESSION_LIKE_NAMES:
+            return True
+        return any(qn.split(".", 1)[0] in facts.SQLALCHEMY_PACKAGES for fs in self.files for _, qn in fs.imports)
+
+    # ------------------------------------------------------------------ provenance (name-only veto)
+    def foreign(self, expr: Expr, fid: str) -> bool:
+        """True when ``expr`` demonstrably comes from something that is not a session.
+
+        Unlike :meth:`value`, which knows what a session *is*, this knows what certainly is *not* one: a
+        value made by the standard library or a non-database package (``socket.socket()``, ``open(p)``,
+        ``sqlite3.connect(p)``, ``requests.Session()``), anything a method of such a value returns
+        (``listener.accept()[0]``), what ``with`` / ``await`` of one binds, a project function whose every
+        ``return`` is foreign, a parameter or local annotated with such a type, and a local or ``self``
+        attribute all of whose assignments are foreign.  Anything else (unannotated parameters, untracked
+        expressions, containers, context variables, third-party packages we know nothing about) is not
+        foreign, so the name-only fallback still applies to it.
+        """
+        if expr is None:
+            return False
+        key = (expr, fid)
+        hit = self._foreign_memo.get(key)
+        if hit is not None:
+            return hit
+        if key in self._foreign_stack or len(self._foreign_stack) > _MAX_DEPTH:
+            return False  # a cycle proves nothing
+        self._foreign_stack.add(key)
+        try:
+            result = self._foreign(expr, fid)
+        finally:
+            self._foreign_stack.discard(key)
+        self._foreign_memo[key] = result
+        return result
+
+    def _foreign_qualname(self, qn: str) -> bool:
+        """An external name (a callable or a type) whose values are never sessions."""
+        root, _, rest = qn.partition(".")
+        if root == "builtins":
+            return rest.split(".", 1)[0] in facts.NON_SESSION_BUILTINS
+        if root in facts.SQLALCHEMY_PACKAGES or self._configured(qn, self.settings.session_factories) \
+                or self._configured(qn, self.settings.session_dependencies):
+            return False
+        return root in facts.NON_SESSION_PACKAGES or root in _STDLIB_MAKERS
+
+    def _foreign_type(self, ann: Expr, fid: str) -> bool:
+        """An annotation naming a type that is not a session (``str``, ``socket.socket``, ``requests.Session``)."""
+        if ann is None or ann[0] not in ("n", "a"):
+            return False  # ``Annotated``/subscripted generics (``scoped_session[Session]``): not decided here
+        t = self.value(ann, fid)
+        return t is not None and t[0] == "ext" and self._foreign_qualname(t[1])
+
+    def _foreign_sources(self, sources: Iterable[tuple[Expr, str]]) -> bool:
+        """All of these ``(expr, scope)`` assignments are foreign, and there is at least one."""
+        seen = False
+        for src, scope in sources:
+            if not self.foreign(src, scope):
+                return False
+            seen = True
+        return seen
+
+    def _foreign(self, expr: tuple, fid: str) -> bool:
+        kind = expr[0]
+        if kind == "n":
+            return self._foreign_name(expr[1], fid)
+        if kind == "a":
+            base = self.value(expr[1], fid)
+            if base is not None and base[0] == "instance":
+                return self._foreign_attribute(base[1], expr[2])
+            return False  # attributes of other things are bags (``request.state.db``)
+        if kind == "c":
+            target = self.value(expr[1], fid)
+            if target is not None:
+                if target[0] == "ext":
+                    return self._foreign_qualname(target[1])
+                if target[0] in ("func", "method"):
+                    callee = target[1] if target[0] == "func" else target[2]
+                    fn = self.functions.get(callee)
+                    if fn is None or fn.summary.is_generator or not fn.summary.returns:
+                        return False  # an abstract ``...`` body says nothing about its overrides
+                    return self._foreign_sources((r, callee) for r in fn.summary.returns)
+                return False
+            func = expr[1]
+            # a method of a foreign value returns a foreign value: ``listener.accept()``
+            return func is not None and func[0] == "a" and self.foreign(func[1], fid)
+        if kind == "sub":  # an item of what a foreign call returns: ``listener.accept()[0]``
+            base = expr[1]
+            return base is not None and base[0] == "c" and self.foreign(base, fid)
+        if kind in ("with", "aw"):
+            return self.foreign(expr[1], fid)
+        if kind == "in":
+            return self.foreign(expr[2], expr[1])
+        if kind == "annot":
+            return self._foreign_type(expr[1], fid)
+        return False
+
+    def _foreign_name(self, name: str, fid: str) -> bool:
+        fn = self.functions.get(fid)
+        if fn is None:
+            return False
+        summary = fn.summary
+        mod = self.module_of(fid)
+        if summary.qualname != MODULE_SCOPE:
+            params = self._fn_params.get(fid, {})
+            if name in params:
+                p = params[name]
+                return p.depends is None and self._foreign_type(p.annotation, fid)
+            ann = self._fn_annotations.get(fid, {}).get(name)
+            if ann is not None and self._foreign_type(ann, fid):
+                return True
+            if name in self._fn_locals.get(fid, {}):
+                return self._foreign_sources((src, fid) for src in self._fn_locals[fid][name])
+            if any(b.name == name for b in summary.bindings):
+                return False  # ``for s in ...``, comprehension variables: not tracked
+            if ".<locals>." in summary.qualname:
+                outer = f"{mod}:{summary.qualname.rsplit('.<locals>.', 1)[0]}"
+                return outer in self.functions and self._foreign_name(name, outer)
+        module_fid = f"{mod}:{MODULE_SCOPE}"
+        if name in self._module_vars.get(mod, {}):
+            return self._foreign_sources((src, module_fid) for src in self._module_vars[mod][name])
+        return False
+
+    def _foreign_attribute(self, cid: str, attr: str) -> bool:
+        """``self.attr``: every assignment in the class (and its bases) is foreign, or it is annotated so."""
+        sources: list[tuple[Expr, str]] = []
+        for c in self.mro(cid):
+            sources.extend((src, "") for name, src in self._class_attr_sources.get(c, ()) if name == attr)
+            _fs, cls = self.classes[c]
+            module_fid = f"{c.split(':', 1)[0]}:{MODULE_SCOPE}"
+            for name, ann in cls.annotations:
+                if name == attr and ann is not None and self._foreign_type(ann, module_fid):
+                    return True
+        return self._foreign_sources(sources)
 
     def _file_is_async_only(self, fs: FileSummary) -> bool:
         imported = {qn for _, qn in fs.imports}

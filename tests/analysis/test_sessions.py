@@ -130,6 +130,8 @@ def test_async_session_is_not_blocking():
 
 def test_name_only_fallback_is_marked_and_cautious():
     fs = findings("""
+        import sqlalchemy as sa  # a name is evidence only in a SQLAlchemy project (tests/analysis/test_name_only.py)
+
         async def handler(db, cache: dict, items: set):
             db.query(User).all()
             db.commit()
