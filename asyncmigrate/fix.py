@@ -76,6 +76,8 @@ class FixResult:
     warnings: list[tuple[str, str]] = field(default_factory=list)
     requirements: dict[Path, tuple[str, str]] = field(default_factory=dict)
     plan: Optional[MigrationPlan] = None
+    #: the findings of the whole project as the rewrite leaves it (None: not analysed, e.g. nothing to change)
+    after: Optional[list] = None
 
 
 def project_root(paths: Sequence[str]) -> Path:
@@ -393,6 +395,8 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
             except OSError:
                 pass
     verify_imports(result, modules)
+    if result.changes and not result.rejected:
+        reject_new_post_migration_findings(result, run, config, use_cache, jobs)
     if not select or "database" in select:
         try:
             from .codemods.requirements import update_requirements
@@ -403,6 +407,31 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
         except Exception as exc:  # noqa: BLE001
             result.errors.append((str(root), f"cannot update requirements: {type(exc).__name__}: {exc}"))
     return result
+
+
+def reject_new_post_migration_findings(result: FixResult, before, config, use_cache: bool, jobs: Optional[int]) -> None:
+    """The project analysed again as the rewrite would leave it, before anything is written: a post-migration
+    bug (ASM2xx: a coroutine not awaited, ``await`` on a sync method, a lazy load on the loop...) that the
+    rewrite would add to a file it changes rejects the migration, like code that does not compile.
+
+    The findings are kept (``result.after``) for the report of what is still blocking after ``--write``.
+    """
+    from collections import Counter
+
+    from .api import analyse_paths
+
+    changed = {c.path for c in result.changes}
+    after = analyse_paths([], config, use_cache=use_cache, jobs=jobs, discovery=before.discovery,
+                          overrides={c.path: c.new for c in result.changes})
+    result.after = list(after.result.findings)
+    allowed = Counter((f.path, f.code) for f in before.result.findings if f.code.startswith("ASM2"))
+    for f in after.result.findings:
+        if f.path in changed and f.code.startswith("ASM2"):
+            if allowed[(f.path, f.code)] > 0:
+                allowed[(f.path, f.code)] -= 1
+                continue
+            result.rejected.append((f.path, f"the rewrite would introduce {f.code} (line {f.span.line} of the "
+                                            f"rewritten file): {f.message}"))
 
 
 def write_changes(result: FixResult, root: Path) -> None:
@@ -489,10 +518,11 @@ def self_check(paths: Sequence[str], config, result: FixResult):
     changed = {c.path for c in result.changes}
     reported_lines = {(item.path, item.line) for item in result.left}
     reported_files = {p for p, _ in result.warnings} | {item.path for item in result.left}
-    run = analyse_paths(list(paths), config, use_cache=False)
+    # the analysis of the rewritten project that ``run_fix`` made before writing, or a rescan of what was written
+    findings = result.after if result.after is not None else analyse_paths(list(paths), config, use_cache=False).result.findings
     # no blocking call left on the loop that the summary did not report, and no post-migration bug (ASM2xx)
     # in anything the rewrite touched (DESIGN: "no ASM1xx left in scope, no ASM2xx introduced")
-    return [f for f in run.result.findings
+    return [f for f in findings
             if f.path in changed and (
                 f.code.startswith("ASM2")
                 or (f.severity == BLOCKS_LOOP and f.code.startswith("ASM1")

@@ -366,6 +366,41 @@ class _BreaksOneFile(AwaitSessionMethods):
         return updated_node.with_changes(body=[*updated_node.body, stray])
 
 
+class _ForgetsOneAwait(AwaitSessionMethods):
+    """A buggy rewrite: in ``r001.py`` it leaves ``db.commit()`` un-awaited (it compiles, and it is ASM201)."""
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        if (self.context.filename or "").endswith("r001.py") and self._session_call(original_node) == "commit":
+            return updated_node
+        return super().leave_Call(original_node, updated_node)
+
+
+def test_a_rewrite_that_adds_a_post_migration_bug_is_never_written(tmp_path: Path, monkeypatch) -> None:
+    """The project is analysed as the rewrite would leave it, before writing: a new ASM2xx finding in a changed
+    file rejects the migration (all or nothing), with the finding as the reason."""
+    root = make_project(tmp_path / "p", routers=3)
+    before = snapshot(root)
+    import asyncmigrate.fix as fix_module
+
+    pipeline = fix_module.PIPELINE
+    monkeypatch.setattr(fix_module, "PIPELINE", tuple(_ForgetsOneAwait if c is AwaitSessionMethods else c for c in pipeline))
+    monkeypatch.chdir(root)
+
+    result = CliRunner().invoke(main, ["fix", str(root), "--write", "--no-cache"])
+
+    assert result.exit_code == 3, result.output
+    assert snapshot(root) == before
+    reason = next(line for line in result.stderr.splitlines() if "app/routers/r001.py:" in line and "ASM2" in line)
+    assert "would introduce ASM201 (line 15 of the rewritten file)" in reason, reason
+    assert "--write writes nothing" in result.stderr
+    assert temp_files(root) == []
+
+    # the correct rewrite of the same project is written
+    monkeypatch.setattr(fix_module, "PIPELINE", pipeline)
+    assert CliRunner().invoke(main, ["fix", str(root), "--write", "--no-cache"]).exit_code == 0
+    assert b"await db.commit()" in (root / "app" / "routers" / "r001.py").read_bytes()
+
+
 def test_output_that_does_not_compile_is_never_written(tmp_path: Path, monkeypatch) -> None:
     """The broken file is reported with its reason and not written.
 
