@@ -102,6 +102,9 @@ class Planner:
         self.config = config
         self.plan = MigrationPlan()
         self._receivers: dict[str, dict[str, str]] = {}
+        #: per-request slots (``("request", "db")``) that a dependency left on the sync session returns -> (its
+        #: fid, its qualname): code that fills or uses the same slot stays sync with it
+        self._slots: dict[tuple[str, str], tuple[str, str]] = {}
 
     # ------------------------------------------------------------- facts per function
     def receivers(self, fid: str) -> dict[str, str]:
@@ -323,6 +326,17 @@ class Planner:
                 if self.session_args(call, fid):
                     links.setdefault(fid, set()).add(callee)
                     links.setdefault(callee, set()).add(fid)
+        # a session handed, with a function, to something that calls it (``run_in_threadpool(load_user, db)``)
+        for fid, fn in p.functions.items():
+            for call in fn.summary.calls:
+                if not call.args or not self.session_args(call, fid):
+                    continue
+                for arg in (*call.args, *(v for _, v in call.kwargs)):
+                    v = p.value(arg, fid) if arg and arg[0] in ("n", "a") else None
+                    target = v[1] if v and v[0] == "func" else v[2] if v and v[0] == "method" else None
+                    if target in p.functions and target != fid:
+                        links.setdefault(fid, set()).add(target)
+                        links.setdefault(target, set()).add(fid)
         # methods that use ``self.<attr>`` sessions are linked to the class's other such methods
         by_class: dict[str, list[str]] = {}
         for fid, fn in p.functions.items():
@@ -381,6 +395,38 @@ class Planner:
         if ".<locals>." in fn.qualname and fn.name == "<lambda>":
             return "a lambda"
         return None
+
+    def _cannot_await(self, converted: set[str], make_async: set[str]) -> list[tuple[str, int, str]]:
+        """``(fid, line, why)`` for converted code that would have to await on its converted session where it
+        cannot: a function that cannot be a coroutine (``_boundary``) calling a coroutine method of the session,
+        opening one from a factory, or handing it to a function that becomes async; a lambda doing the latter."""
+        p = self.project
+        out: list[tuple[str, int, str]] = []
+        for fid in sorted(converted):
+            fn = p.functions[fid].summary
+            boundary = None if fn.is_async else self._boundary(fid)
+            found = None
+            if boundary is not None:
+                recv = self.receivers(fid)
+                for call in fn.calls:
+                    func = call.func
+                    if func and func[0] == "a" and func[2] in _AWAITING_METHODS and not call.awaited \
+                            and expr_text(func[1]) in recv:
+                        found = (call.span.line, f"{boundary} and calls `{expr_text(func[1])}.{func[2]}()`, which "
+                                 "must be awaited on an AsyncSession")
+                        break
+                if found is None and self.uses_factory(fid):
+                    found = (fn.span.line, f"{boundary} and opens a session, which would be an AsyncSession")
+            for callee, call in self.graph.edges.get(fid, ()):
+                if found is not None:
+                    break
+                if callee in make_async and (boundary is not None or call.in_lambda) and self.session_args(call, fid):
+                    what = f"passes its session to `{expr_text(call.func)}()`, which becomes async"
+                    found = (call.span.line, f"`{fn.qualname}` {what}, in a lambda" if call.in_lambda
+                             else f"{boundary} and {what}")
+            if found is not None:
+                out.append((fid, *found))
+        return out
 
     def _entry_point(self, fid: str) -> bool:
         fn = self.project.functions[fid]
@@ -591,7 +637,7 @@ class Planner:
         # ``async def`` would move that I/O onto the loop (SQLALCHEMY_ASYNC.md §8): its whole session
         # component stays sync, reported.  Repeat until the plan is stable.
         excluded = self._unconvertible_constructions()
-        for _ in range(8):
+        for _ in range(32):
             saved_left = list(self.plan.left)
             converted = self.conversion(frozenset(excluded))
             make_async, await_calls, run_calls, async_with = self.propagate(converted)
@@ -607,7 +653,10 @@ class Planner:
                               "run_in_threadpool (or an async file API)")
                     continue
                 stay_sync.append((fid, group, line, name, fn))
-            if not stay_sync:
+            # A function that cannot be a coroutine (``__init__``, a property, a lambda...) and would have to
+            # await on its converted session: it must not receive one, so its whole component stays sync.
+            cannot_await = self._cannot_await(converted, make_async)
+            if not stay_sync and not cannot_await:
                 break
             self.plan.left = saved_left
             for fid, group, line, name, fn in stay_sync:
@@ -616,6 +665,14 @@ class Planner:
                 self.left(fid, fn.span.line, f"`{fn.qualname}` calls {name}() (line {line}) and runs in a threadpool "
                           f"today; as async def that I/O would block the loop: left on the sync session{others} "
                           "(move the I/O to run_in_threadpool first)")
+            for fid, line, why in cannot_await:
+                if fid in excluded:
+                    continue
+                group = self.component(fid, converted) | {fid}
+                excluded |= group
+                others = f", with {len(group) - 1} function(s) sharing its session," if len(group) > 1 else ""
+                self.left(fid, line, f"{why}: left on the sync session{others} (make it a coroutine, or move the "
+                          "session work out of it, by hand)")
         self.plan.converted = converted
         self.plan.make_async = make_async
         db = self.database()
@@ -718,12 +775,27 @@ class Planner:
             others = f", with {len(group) - 1} function(s) sharing its session," if len(group) > 1 else ""
             if missing is not None:
                 line, why = missing
-                self.left(fid, line, f"`{fn.qualname}` {why}: left on the sync session{others} (add the async "
-                          "engine and session factory by hand, then run fix again)")
+                hint = ("write an async dependency that yields an AsyncSession by hand, then run fix again"
+                        if "returns a session it does not open" in why else
+                        "add the async engine and session factory by hand, then run fix again")
+                self.left(fid, line, f"`{fn.qualname}` {why}: left on the sync session{others} ({hint})")
                 continue
             self.left(fid, bad[0].span.line, f"`{fn.qualname}` builds `{bad[0].snippet}` on an engine that gets no "
                       f"async twin (a parameter, a local or one of several engines): left on the sync session{others} "
                       f"(build an AsyncSession on the async engine by hand)")
+        # a dependency left sync hands out ``request.state.db``: whatever else opens or uses that slot (the
+        # middleware that fills it) must keep the same sync session
+        for (_param, attr), (_dep, dep_name) in sorted(self._slots.items()):
+            for fid in sorted(converted - excluded):
+                texts = [t for t in self.receivers(fid) if t.endswith(f".state.{attr}")]
+                if not texts or fid in excluded:
+                    continue
+                group = self.component(fid, converted) | {fid}
+                excluded |= group
+                fn = self.project.functions[fid].summary
+                others = f", with {len(group) - 1} function(s) sharing its session," if len(group) > 1 else ""
+                self.left(fid, fn.span.line, f"`{fn.qualname}` uses `{texts[0]}`, the session `{dep_name}` hands out, "
+                          f"which stays sync: left on the sync session{others} (convert them together by hand)")
         return excluded
 
     # ------------------------------------------------------------- twins the database rewrite cannot make
@@ -744,14 +816,23 @@ class Planner:
                 if why is not None:
                     return call.span.line, f"calls `{expr_text(call.func)}()`, which {why}"
         for prm in fn.params:
-            if prm.depends is None or not is_session(p.param_value(fid, prm)):
+            if not is_session(p.param_value(fid, prm)):
                 continue
-            target = p.value(prm.depends[2], fid)
+            target = self._dependency_target(prm, fid)
             if not (target and target[0] == "func" and target[1] in p.functions):
                 continue
             provider = p.functions[target[1]].summary
             line = prm.span.line if prm.span else fn.span.line
-            if provider.is_generator and not is_test_file(path_of(target[1])) and not self._traceable(target[1]):
+            if not provider.is_generator and not is_test_file(path_of(target[1])):
+                # only a generator that opens its session gets a twin (``get_async_db``); one that returns a
+                # session opened elsewhere (``return request.state.db``) has no async counterpart to depend on
+                slot = self._state_slot(target[1])
+                if slot is not None:
+                    self._slots.setdefault(slot, (target[1], provider.qualname))
+                source = f" (`{slot[0]}.state.{slot[1]}`, set elsewhere)" if slot else ""
+                return line, (f"depends on `{provider.qualname}`, which returns a session it does not open{source} "
+                              "instead of yielding one, so it gets no async twin")
+            if not is_test_file(path_of(target[1])) and not self._traceable(target[1]):
                 return line, (f"depends on `{provider.qualname}`, whose session comes from a factory or engine the "
                               "analysis cannot trace (unpacked from a helper's result?), so it gets no async twin")
             if not self.is_provider(target[1]):
@@ -765,6 +846,33 @@ class Planner:
                     why = self._factory_without_twin(call.func, target[1])
                     if why is not None:
                         return line, f"depends on `{provider.qualname}`, whose `{expr_text(call.func)}` {why}"
+        return None
+
+    def _dependency_target(self, prm, fid: str) -> Optional[tuple]:
+        """What a session parameter depends on: ``Depends(x)`` in its default or its ``Annotated[...]``
+        annotation, or in the module-level ``Annotated`` alias that annotates it (``db: DbSession``)."""
+        p = self.project
+        if prm.depends is not None:
+            return p.value(prm.depends[2], fid)
+        alias = self._alias_value(prm.annotation, fid)
+        if alias is None:
+            return None
+        mod, value = alias
+        return p.value(value[2][2], f"{mod}:{MODULE_SCOPE}")
+
+    def _state_slot(self, dep: str) -> Optional[tuple[str, str]]:
+        """``(parameter, attribute)`` when the dependency ``dep`` returns ``<parameter>.state.<attribute>``
+        (``return request.state.db``, directly or through a local): a per-request slot that other code (a
+        middleware) fills with the session."""
+        fn = self.project.functions[dep].summary
+        params = {prm.name for prm in fn.params}
+        locals_ = dict(fn.assigns)
+        for r in fn.returns:
+            if r and r[0] == "n" and r[1] in locals_:
+                r = locals_[r[1]]
+            if r and r[0] == "a" and r[1] and r[1][0] == "a" and r[1][2] == "state" and r[1][1] \
+                    and r[1][1][0] == "n" and r[1][1][1] in params:
+                return r[1][1][1], r[2]
         return None
 
     def _traceable(self, gen: str) -> bool:
@@ -865,6 +973,16 @@ class Planner:
 
     def _alias_definition(self, annotation: Expr, fid: str) -> Optional[tuple[str, str, str]]:
         """``(path, module, dependency text)`` of the module-level ``Annotated`` alias an annotation names."""
+        alias = self._alias_value(annotation, fid)
+        text = expr_text(alias[1][2][2]) if alias is not None else None
+        if not text:
+            return None
+        fs = self.project.modules[alias[0]]
+        return fs.path, fs.module, text
+
+    def _alias_value(self, annotation: Expr, fid: str) -> Optional[tuple[str, Expr]]:
+        """``(module key, ("annotated", type, ("dep", ...)))`` of the module-level ``Annotated`` alias an
+        annotation names."""
         if not annotation or annotation[0] != "n":
             return None
         p = self.project
@@ -879,11 +997,8 @@ class Planner:
                 return None
             mod, name = target_mod, qn.rsplit(".", 1)[1]
         for value in p._module_vars.get(mod, {}).get(name, ()):
-            if value and value[0] == "annotated" and value[2] and value[2][0] == "dep":
-                text = expr_text(value[2][2])
-                if text:
-                    fs = p.modules[mod]
-                    return fs.path, fs.module, text
+            if value and value[0] == "annotated" and value[2] and value[2][0] == "dep" and mod in p.modules:
+                return mod, value
         return None
 
     def _database_import(self, path: str, db: Optional[DatabaseModule], names: Iterable[str] = ()) -> Optional[str]:

@@ -84,12 +84,6 @@ KNOWN_REJECTED: dict[str, str] = {
         "app/core/db.py: the rewrite uses Depends(get_async_db), which nothing defines, so verify rejects deps.py "
         "and the 4 route modules importing AsyncSessionDep (reproduced in "
         "tests/fix/test_undefined_async_dependency.py)"),
-    "Netflix+dispatch": (
-        "the helper-built engine (src/dispatch/database/core.py: `engine = create_db_engine(...)`) now gets a derived "
-        "async_engine and AsyncSessionLocal, but get_db is `def get_db(request): return request.state.db` (the "
-        "session a middleware opened): no generator, nothing it opens, so no get_async_db is made; `DbSession = "
-        "Annotated[Session, Depends(get_db)]` is still rewritten to Depends(get_async_db), and verify rejects "
-        "core.py (undefined get_async_db) and 20 modules importing AsyncDbSession (21 rejections, by hand)"),
 }
 #: repositories this test skips unless ``ASYNCMIGRATE_CORPUS_SLOW=1``: one ``fix`` run over them takes longer than
 #: the ~15 min issue 5 allows per repository, and the test makes four (``--diff``, ``--check``, ``--write``,
