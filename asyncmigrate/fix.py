@@ -255,12 +255,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+#: the ``_async_database_url`` helper the ``database`` rewrite emits (``codemods/_database/urls.py``), any name
+_URL_HELPER_DEF = re.compile(r"^def _async_database_url\w*\(url: str\) -> str:\n(?:[ \t].*\n|[ \t]*\n)*", re.MULTILINE)
+
+
 def _drivers(root: Path, plan: MigrationPlan) -> set[str]:
     """Async drivers the migrated project needs, from what its database code and requirements mention."""
     blobs: list[str] = []
     if plan.database is not None:
         try:
-            blobs.append(Path(plan.database.path).read_text(encoding="utf-8", errors="replace"))
+            # without the run-time URL mapper an earlier run generated: it names every driver
+            blobs.append(_URL_HELPER_DEF.sub("", Path(plan.database.path).read_text(encoding="utf-8", errors="replace")))
         except OSError:
             pass
     for name in ("requirements.txt", "pyproject.toml", "requirements-dev.txt", ".env", ".env.example"):

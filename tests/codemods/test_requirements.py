@@ -272,3 +272,37 @@ def test_sqlalchemy_2_pins_and_markers_are_kept(tmp_path):
     new = update_requirements(tmp_path, set(), warnings=notes)[tmp_path / "requirements.txt"][1]
     assert new == "sqlalchemy[asyncio]==2.0.36 ; python_version >= '3.9'\n"
     assert notes == []
+
+
+def test_the_generated_url_helper_adds_no_drivers_on_a_second_run(tmp_path: Path, monkeypatch) -> None:
+    """``fix`` emits ``_async_database_url``, which names every driver; the next run must not read it as the
+    project's databases (found on Netflix/dispatch: the second run added aiomysql and aiosqlite)."""
+    import subprocess
+    import sys
+
+    root = tree(tmp_path, {
+        "requirements.txt": "fastapi\nsqlalchemy>=2.0\npsycopg2-binary\n",
+        "app/__init__.py": "",
+        "app/database.py": ("import os\n\nfrom sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\n"
+                            "engine = create_engine(os.environ['DATABASE_URL'])\n"
+                            "SessionLocal = sessionmaker(bind=engine)\n\n\n"
+                            "def get_db():\n    db = SessionLocal()\n    try:\n        yield db\n    finally:\n"
+                            "        db.close()\n"),
+        "app/main.py": ("from fastapi import Depends, FastAPI\nfrom sqlalchemy.orm import Session\n\n"
+                        "from app.database import get_db\n\napp = FastAPI()\n\n\n@app.get('/')\n"
+                        "async def root(db: Session = Depends(get_db)):\n    db.commit()\n    return {}\n"),
+    })
+    run = [sys.executable, "-m", "asyncmigrate", "fix", "--no-cache", "-q", "."]
+    first = subprocess.run(run + ["--write"], cwd=root, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "_async_database_url" in (root / "app" / "database.py").read_text()
+    requirements = (root / "requirements.txt").read_text()
+    assert "asyncpg" in requirements and "aiomysql" not in requirements and "aiosqlite" not in requirements
+    # a second run only updates requirements when it changes code (dispatch's did): ask for its drivers directly
+    from asyncmigrate.config import Config
+    from asyncmigrate.fix import _drivers, run_fix
+
+    monkeypatch.chdir(root)
+    again = run_fix(["."], Config(root=str(root)), root=root, use_cache=False, jobs=1)
+    assert again.changes == []
+    assert _drivers(root, again.plan) == {"asyncpg"}
