@@ -78,12 +78,15 @@ RUN_TIMEOUT = 1800
 #: repositories whose migration ``fix`` rejects as a whole (the rejection is checked: nothing written, every
 #: reason printed); each entry says why, and the test is an xfail, never a silent pass.  A repository that
 #: is no longer rejected fails until its entry goes.
-KNOWN_REJECTED: dict[str, str] = {
-    "fastapi+full-stack-fastapi-template": (
-        "get_db is defined in backend/app/api/deps.py (`with Session(engine)`), outside the database module "
-        "app/core/db.py: the rewrite uses Depends(get_async_db), which nothing defines, so verify rejects deps.py "
-        "and the 4 route modules importing AsyncSessionDep (reproduced in "
-        "tests/fix/test_undefined_async_dependency.py)"),
+KNOWN_REJECTED: dict[str, str] = {}
+#: repositories whose second ``fix`` run still changes code (strict, like ``KNOWN_REJECTED``: a listed repository
+#: whose second run is idle fails until its entry goes)
+KNOWN_NOT_IDEMPOTENT: dict[str, str] = {
+    "Netflix+dispatch": (
+        "the first run makes refetch_db_session() async although the session it returns stays sync (built by "
+        "`sessionmaker(bind=schema_engine)()` on a derived engine), so callers await it and keep sync calls; the "
+        "second run then reads the awaited result as an AsyncSession and converts cli.py's run_slack_websocket "
+        "and core.py's get_organization_session (48 functions) - found by hand, not yet reduced to a fixture"),
 }
 #: repositories this test skips unless ``ASYNCMIGRATE_CORPUS_SLOW=1``: one ``fix`` run over them takes longer than
 #: the ~15 min issue 5 allows per repository, and the test makes four (``--diff``, ``--check``, ``--write``,
@@ -265,6 +268,9 @@ def test_fix_on_a_copy_of_the_repository(repo: Path, tmp_path: Path) -> None:
     again = fix("--check")
     figures["second_check_exit"] = again.returncode
     assert digest(snapshot(root)) == digest(after), "the second fix --check changed the tree"
+    if repo.name in KNOWN_NOT_IDEMPOTENT:
+        assert again.returncode == 1, f"{repo.name}: the second run is idle now; remove its KNOWN_NOT_IDEMPOTENT entry"
+        pytest.xfail(f"a second fix run on {repo.name} still changes code: {KNOWN_NOT_IDEMPOTENT[repo.name]}")
     assert again.returncode != 1, "a second run still changes:\n" + "\n".join(
         summary_sections(again.stderr).get("asyncmigrate fix", []))
 
