@@ -46,6 +46,9 @@ _CANNOT_BE_ASYNC = frozenset({"__init__", "__new__", "__del__", "__enter__", "__
 _CONFIRMING_WITH_STATEMENT = frozenset({"execute", "scalar", "scalars", "stream"})
 _RESULT_ONLY = frozenset({"scalars", "scalar_one", "scalar_one_or_none", "unique", "mappings", "one_or_none",
                           "fetchall", "fetchone", "fetchmany"})
+#: callees that call the functions handed to them synchronously (SQLAlchemy's ``event.listen`` /
+#: ``@event.listens_for``): such a function can never become a coroutine, nothing would await it
+_SYNC_CALLBACK_SINKS = frozenset({"listen", "listens_for"})
 _SAFE_CALLBACK_SINKS = frozenset({"add_task", "Depends", "Security", "create_task", "ensure_future", "gather",
                                   "add_api_route", "api_route", "add_event_handler", "include_router"})
 
@@ -105,6 +108,7 @@ class Planner:
         #: per-request slots (``("request", "db")``) that a dependency left on the sync session returns -> (its
         #: fid, its qualname): code that fills or uses the same slot stays sync with it
         self._slots: dict[tuple[str, str], tuple[str, str]] = {}
+        self._sync_callbacks_memo: Optional[dict[str, str]] = None
 
     # ------------------------------------------------------------- facts per function
     def receivers(self, fid: str) -> dict[str, str]:
@@ -383,8 +387,41 @@ class Planner:
         return seen
 
     # ------------------------------------------------------------- 2. async propagation
+    def _callback_target(self, arg, fid: str) -> Optional[str]:
+        """The project function ``arg`` (an argument in ``fid``) names, if any."""
+        if not arg or arg[0] not in ("n", "a"):
+            return None
+        v = self.project.value(arg, fid)
+        return v[1] if v and v[0] == "func" else v[2] if v and v[0] == "method" else None
+
+    def _sync_callbacks(self) -> dict[str, str]:
+        """fid -> why: functions handed to a sink that calls them synchronously (``_SYNC_CALLBACK_SINKS``)."""
+        if self._sync_callbacks_memo is not None:
+            return self._sync_callbacks_memo
+        found = {}
+        p = self.project
+        for fid, fn in p.functions.items():
+            for call in fn.summary.calls:
+                text = expr_text(call.func) or ""
+                if text.rsplit(".", 1)[-1] in _SYNC_CALLBACK_SINKS:
+                    for arg in (*call.args, *(v for _, v in call.kwargs)):
+                        target = self._callback_target(arg, fid)
+                        if target is not None:
+                            found.setdefault(target, f"`{p.functions[target].summary.qualname}` is handed to "
+                                                     f"`{text}()`, which calls it synchronously")
+            for deco in fn.summary.decorator_calls:
+                text = expr_text(deco) or ""
+                if text.rsplit(".", 1)[-1] in _SYNC_CALLBACK_SINKS:
+                    found.setdefault(fid, f"`{fn.summary.qualname}` is registered with `@{text}(...)`, which calls "
+                                          "it synchronously")
+        self._sync_callbacks_memo = found
+        return found
+
     def _boundary(self, fid: str) -> Optional[str]:
         """Why ``fid`` cannot become ``async def`` (None when it can)."""
+        callback = self._sync_callbacks().get(fid)
+        if callback is not None:
+            return callback
         fn = self.project.functions[fid].summary
         if fn.name in _CANNOT_BE_ASYNC:
             return f"`{fn.qualname}` cannot be a coroutine ({fn.name})"
@@ -505,10 +542,7 @@ class Planner:
                 if text.rsplit(".", 1)[-1] in _SAFE_CALLBACK_SINKS:
                     continue
                 for arg in (*call.args, *(v for _, v in call.kwargs)):
-                    if not arg or arg[0] not in ("n", "a"):
-                        continue
-                    v = p.value(arg, fid)
-                    target = v[1] if v and v[0] == "func" else v[2] if v and v[0] == "method" else None
+                    target = self._callback_target(arg, fid)
                     if target in make_async:
                         self.left(fid, call.span.line, f"`{expr_text(arg)}` is passed to `{text}()` and is now a "
                                   "coroutine function; make sure the receiver awaits it")
