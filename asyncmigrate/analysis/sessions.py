@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import builtins
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional
 
 from .. import facts
