@@ -112,6 +112,16 @@ def _packages_at(d: Path, memo: Optional[dict[str, tuple[str, ...]]]) -> tuple[s
     return names
 
 
+def _module_of(name: str, directory: str, packages: tuple[str, ...]) -> tuple[str, bool]:
+    """Dotted module name and is-package of the file ``name`` in ``directory`` (absolute), whose enclosing
+    packages are ``packages`` (innermost first, as ``_packages_at`` gives them)."""
+    is_package = name == "__init__.py"
+    parts = packages if is_package else (os.path.splitext(name)[0], *packages)
+    # a bare __init__.py outside any package is named after its directory; a name that is not UTF-8 cannot be
+    # imported anyway: keep it printable (reports, JSON)
+    return display_path(".".join(reversed(parts or (os.path.basename(directory),)))), is_package
+
+
 def _normal(path: str) -> bool:
     """``str(Path(path)) == path`` without building the Path (no ``//``, ``.`` part or trailing separator)."""
     return not ("//" in path or "/./" in path or path.startswith("./") or path.endswith(("/", "/.")) or path == "."
@@ -167,18 +177,11 @@ class _Ignores:
 
     def ignored(self, path: Path, is_dir: bool) -> bool:
         resolved = path if path.is_absolute() else _absolute_parent(path)
-        for base, spec in self.specs:
-            try:
-                rel = resolved.relative_to(base).as_posix()
-            except ValueError:
-                continue
-            if spec.match_file(rel + ("/" if is_dir else "")):
-                return True
-        return False
+        return bool(self.ignored_in(str(resolved.parent), [resolved.name], is_dir))
 
     def ignored_in(self, directory: str, names: Sequence[str], is_dir: bool) -> set[str]:
-        """Which of ``names`` (entries of the resolved absolute ``directory``) are ignored: ``ignored`` for a
-        whole directory listing, matching on strings (the walk's hot path)."""
+        """Which of ``names`` (entries of the resolved absolute ``directory``) are ignored, for a whole
+        directory listing at once, matching on strings (the walk's hot path)."""
         out: set[str] = set()
         if not names:
             return out
@@ -238,9 +241,7 @@ def discover(paths: Sequence[str], config: Config) -> Discovery:
         above = packages.get(directory)
         if above is None:
             above = _packages_at(Path(directory), packages)
-        is_pkg = name == "__init__.py"
-        parts = above if is_pkg else (os.path.splitext(name)[0], *above)
-        mod = display_path(".".join(reversed(parts or (os.path.basename(directory),))))
+        mod, is_pkg = _module_of(name, directory, above)
         shown = absolute[len(here):] if absolute.startswith(here) else _rel(Path(p))
         out.sources.append(Source(shown.replace(os.sep, "/"), p if _normal(p) else str(Path(p)), mod, is_pkg))
 
@@ -288,9 +289,7 @@ def discover(paths: Sequence[str], config: Config) -> Discovery:
                 fp = name if walked == "." else os.path.join(walked, name)
                 if not include.match_file(fp.replace(os.sep, "/")):
                     continue
-                is_pkg = name == "__init__.py"
-                parts = above if is_pkg else (name[:-3], *above)
-                mod = display_path(".".join(reversed(parts or (os.path.basename(absolute),))))
+                mod, is_pkg = _module_of(name, absolute, above)
                 out.sources.append(Source(fp if shown.startswith("..") or os.path.isabs(shown) else shown + name,
                                           fp, mod, is_pkg))
     out.sources.sort(key=lambda s: s.path)

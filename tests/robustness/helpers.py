@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -52,3 +54,29 @@ def scan(paths: Sequence[PathArg], cwd: PathArg, fmt: str, *extra: str, prelude:
 def write(path: Union[Path, bytes], data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)
+
+
+# ---------------------------------------------------------------- trees on disk (fix --diff/--check write nothing)
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (no ``__pycache__``), by POSIX relative path."""
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def digest(snap: dict[str, bytes]) -> str:
+    """One hash of a ``snapshot``: names and contents."""
+    h = hashlib.sha256()
+    for rel, data in snap.items():
+        h.update(rel.encode("utf-8", "surrogateescape") + b"\0" + hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
+def compile_error(data: bytes, name: str) -> Optional[str]:
+    """Why ``compile()`` rejects ``data`` on this Python (None when it compiles)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            compile(data, name, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+    return None

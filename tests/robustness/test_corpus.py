@@ -17,7 +17,6 @@ line of figures per repository.
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import os
 import shutil
@@ -25,11 +24,10 @@ import time
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
-from .helpers import cli
+from .helpers import cli, compile_error, digest, snapshot
 
 CORPUS = os.environ.get("ASYNCMIGRATE_CORPUS")
 REPOS = sorted(p for p in Path(CORPUS).iterdir() if p.is_dir() and not p.name.startswith(".")) \
@@ -127,28 +125,6 @@ def copy_repository(src: Path, dest: Path) -> int:
             shutil.copyfile(path, target)
             n += name.endswith(".py")
     return n
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
-
-
-def digest(snap: dict[str, bytes]) -> str:
-    h = hashlib.sha256()
-    for rel, data in snap.items():
-        h.update(rel.encode("utf-8", "surrogateescape") + b"\0" + hashlib.sha256(data).digest())
-    return h.hexdigest()
-
-
-def compile_error(data: bytes, name: str) -> Optional[str]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            compile(data, name, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
-            return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 def summary_sections(stderr: str) -> dict[str, list[str]]:

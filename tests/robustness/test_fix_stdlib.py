@@ -16,14 +16,12 @@ per project would cost more than the projects themselves).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
 import time
-import warnings
 from pathlib import Path
 
 import libcst as cst
@@ -31,6 +29,8 @@ import pytest
 from click.testing import CliRunner
 
 from asyncmigrate.cli import main
+
+from .helpers import compile_error, digest, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "fixtures"
@@ -69,28 +69,6 @@ def copy_stdlib(files: list[Path], dest: Path) -> Path:
     return dest
 
 
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
-
-
-def digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for rel, data in snapshot(root).items():
-        h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
-    return h.hexdigest()
-
-
-def compile_error(data: bytes, name: str) -> str | None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            compile(data, name, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
-            return f"{type(exc).__name__}: {exc}"
-    return None
-
-
 def reported(stderr: str) -> dict[str, str]:
     """``path -> reason`` from the summary's "skipped input" and "failed verification" sections."""
     out: dict[str, str] = {}
@@ -112,7 +90,7 @@ def test_fix_diff_over_the_stdlib(tmp_path: Path) -> None:
     files = stdlib_files()
     chosen = files if FULL else sample(files, SAMPLE_SIZE)
     root = copy_stdlib(chosen, tmp_path / "stdlib")
-    before = digest(root)
+    before = digest(snapshot(root))
     uncompilable = {f"stdlib/{p.relative_to(STDLIB).as_posix()}": why for p in chosen
                     if (why := compile_error(p.read_bytes(), str(p))) is not None}
 
@@ -125,7 +103,7 @@ def test_fix_diff_over_the_stdlib(tmp_path: Path) -> None:
 
     assert proc.returncode in (0, 1, 3), proc.stderr[-5000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-5000:]
-    assert digest(root) == before, "fix --diff changed the tree"
+    assert digest(snapshot(root)) == before, "fix --diff changed the tree"
     assert not list(root.rglob(".asyncmigrate-*")), "fix --diff left temp files"
     problems = reported(proc.stderr)
     assert "internal error" not in " ".join(problems.values()), problems
