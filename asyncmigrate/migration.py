@@ -336,8 +336,7 @@ class Planner:
                 if not call.args or not self.session_args(call, fid):
                     continue
                 for arg in (*call.args, *(v for _, v in call.kwargs)):
-                    v = p.value(arg, fid) if arg and arg[0] in ("n", "a") else None
-                    target = v[1] if v and v[0] == "func" else v[2] if v and v[0] == "method" else None
+                    target = self._callback_target(arg, fid)
                     if target in p.functions and target != fid:
                         links.setdefault(fid, set()).add(target)
                         links.setdefault(target, set()).add(fid)
