@@ -39,9 +39,12 @@ def validate_codes(codes: Sequence[str]) -> None:
 
 def get_config(config_path: Optional[str], paths: Sequence[str]) -> Config:
     try:
-        return load_config(Path(config_path) if config_path else None, Path(paths[0]) if paths else None)
+        config = load_config(Path(config_path) if config_path else None, Path(paths[0]) if paths else None)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    for note in config.notes:
+        click.echo(f"warning: {note}", err=True)
+    return config
 
 
 def common_options(f):

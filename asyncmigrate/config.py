@@ -15,7 +15,8 @@ baseline           path of the CI gate's baseline (default: ``.asyncmigrate-base
 select / ignore    rule codes or prefixes
 severity           table: code -> ``"auto"`` | ``"blocks-loop"`` | ``"debt"`` | ``"off"``
 max-file-size      bytes; larger files are reported and skipped (default: 10 MB)
-cache-dir          where per-file summaries are cached (default: ``.asyncmigrate_cache``)
+cache-dir          not read from pyproject.toml (a repository must not choose where a scan writes);
+                   set ``ASYNCMIGRATE_CACHE_DIR`` instead (default: the user's cache directory)
 ================== ===================================================================
 
 Unknown keys and wrong types raise :class:`ConfigError`, which the CLI turns
@@ -40,7 +41,6 @@ else:  # pragma: no cover
 from . import facts
 
 DEFAULT_BASELINE = ".asyncmigrate-baseline.json"
-DEFAULT_CACHE = ".asyncmigrate_cache"
 SEVERITY_VALUES = ("auto", "blocks-loop", "debt", "off")
 
 
@@ -63,7 +63,11 @@ class Config:
     ignore: list[str] = field(default_factory=list)
     severity: dict[str, str] = field(default_factory=dict)
     max_file_size: int = 10_000_000
-    cache_dir: str = DEFAULT_CACHE
+    #: where the cache lives (None: the user's cache directory, see ``runner.cache_location``).  Set by
+    #: the caller, never by a project's pyproject.toml
+    cache_dir: Optional[str] = None
+    #: things the user should know about the configuration (printed on stderr by the CLI)
+    notes: list[str] = field(default_factory=list)
     #: where the configuration came from (None: defaults)
     source: Optional[str] = None
     #: the directory relative paths in the configuration are relative to
@@ -81,9 +85,12 @@ class Config:
 _LIST_KEYS = {"include", "exclude", "session_dependencies", "session_factories", "session_names", "entry_points",
               "select", "ignore"}
 _BOOL_KEYS = {"respect_gitignore", "name_heuristics"}
-_STR_KEYS = {"baseline", "cache_dir"}
+_STR_KEYS = {"baseline"}
+#: keys still accepted but ignored, with the reason
+_IGNORED_KEYS = {"cache_dir": "the cache location is the user's choice, not the repository's: set "
+                              "ASYNCMIGRATE_CACHE_DIR (README, Security model)"}
 _INT_KEYS = {"max_file_size"}
-_KNOWN = _LIST_KEYS | _BOOL_KEYS | _STR_KEYS | _INT_KEYS | {"severity"}
+_KNOWN = _LIST_KEYS | _BOOL_KEYS | _STR_KEYS | _INT_KEYS | {"severity"} | _IGNORED_KEYS.keys()
 
 
 def find_pyproject(start: Path) -> Optional[Path]:
@@ -132,6 +139,9 @@ def parse_section(section: dict[str, Any], source: str = "<config>", root: str =
         if key not in _KNOWN:
             known = ", ".join(sorted(k.replace("_", "-") for k in _KNOWN))
             raise ConfigError(f"{source}: unknown key '{raw_key}' in [tool.asyncmigrate] (known: {known})")
+        if key in _IGNORED_KEYS:
+            cfg.notes.append(f"{source}: '{raw_key}' is ignored: {_IGNORED_KEYS[key]}")
+            continue
         if key in _LIST_KEYS:
             if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
                 raise ConfigError(f"{source}: '{raw_key}' must be a list of strings")

@@ -25,6 +25,7 @@ import libcst as cst
 from libcst.codemod import Codemod, CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
+from . import pause_points
 from .atomic import write_bytes_atomic
 from .codemods import BY_NAME, PIPELINE, needed
 from .codemods.base import FilePlan, ParenthesizeAwaits, merge_scheduled_imports
@@ -411,6 +412,7 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
             result.warnings += [(str(root), note) for note in notes]
         except Exception as exc:  # noqa: BLE001
             result.errors.append((str(root), f"cannot update requirements: {type(exc).__name__}: {exc}"))
+    confine_writes(result, root)
     return result
 
 
@@ -440,10 +442,49 @@ def reject_new_post_migration_findings(result: FixResult, before, config, use_ca
 
 
 def write_changes(result: FixResult, root: Path) -> None:
+    pause_points.reached("before-write")
+    written = 0
     for change in result.changes:
-        atomic_write(change.path, change.new)
+        if outside_root(change.path, root) is None:  # (confine_writes already moved the others out)
+            atomic_write(change.path, change.new)
+            written += 1
+            pause_points.reached("written", written)
     for path, (_old, new) in result.requirements.items():
-        atomic_write_text(path, new)
+        if outside_root(path, root) is None:
+            atomic_write_text(path, new)
+            written += 1
+            pause_points.reached("written", written)
+
+
+def outside_root(path: str | os.PathLike, root: Path) -> Optional[str]:
+    """Why writing ``path`` would change a file outside the project at ``root`` (None: it would not).
+
+    The file's real path (every symlink on the way resolved, the file's own included) must be inside the
+    root's real path: a symlink to a shared or system file is never written through, and a path with
+    ``..`` never climbs out.
+    """
+    real_root = os.path.realpath(root)
+    target = os.path.realpath(path)
+    if os.path.commonpath([real_root, target]) != real_root:
+        shown = os.path.relpath(path) if not os.path.isabs(str(path)) else str(path)
+        how = "is a symlink to" if os.path.islink(path) else "resolves to"
+        return f"{shown} {how} {target}, outside the project root {real_root}: not written"
+    return None
+
+
+def confine_writes(result: FixResult, root: Path) -> None:
+    """Nothing outside the project is ever written.  A source file that resolves outside the root rejects
+    the migration (it is part of it: leaving it out could break the rest); a dependency file that does
+    (a requirements file linked to a shared location) is only reported."""
+    for change in result.changes:
+        reason = outside_root(change.path, root)
+        if reason is not None:
+            result.rejected.append((change.path, reason))
+    for path in list(result.requirements):
+        reason = outside_root(path, root)
+        if reason is not None:
+            del result.requirements[path]
+            result.warnings.append((str(path), f"{reason}; add the async drivers there by hand"))
 
 
 def requirement_diffs(result: FixResult) -> str:
