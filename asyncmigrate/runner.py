@@ -1,7 +1,8 @@
 """Discovery, the per-file worker pool, the content-hash cache and the progress bar.
 
 * Discovery walks the given paths (never following directory symlinks, so
-  symlink loops cannot trap it), honours ``.gitignore`` files (``pathspec``'s
+  symlink loops cannot trap it; a file symlink is skipped: its target is
+  walked itself when it is inside the tree, and reported unread when not), honours ``.gitignore`` files (``pathspec``'s
   git-wildmatch semantics) and ``exclude`` patterns, and skips the usual
   tool directories.  A path given explicitly is always analysed.
 * Each file is read and summarised in a worker process when there is enough
@@ -301,10 +302,12 @@ def discover(paths: Sequence[str], config: Config) -> Discovery:
                     continue
                 mod, is_pkg = _module_of(name, absolute, above)
                 reported = fp if shown.startswith("..") or os.path.isabs(shown) else shown + name
-                if os.path.islink(key) and not _inside(os.path.realpath(key), real_root):
-                    # a repository cannot make a scan read (and print) a file from elsewhere on the machine
-                    out.errors.append(FileError(display_path(reported), "read",
-                                                "symlink to a file outside the scanned directory: not read"))
+                if os.path.islink(key) and os.path.exists(key):  # (a broken link or a loop is a read error below)
+                    # a repository cannot make a scan read (and print) a file from elsewhere on the machine; a
+                    # link inside the tree is not analysed (nor rewritten) twice: its target is walked itself
+                    if not _inside(os.path.realpath(key), real_root):
+                        out.errors.append(FileError(display_path(reported), "read",
+                                                    "symlink to a file outside the scanned directory: not read"))
                     continue
                 out.sources.append(Source(reported, fp, mod, is_pkg))
     out.sources.sort(key=lambda s: s.path)
