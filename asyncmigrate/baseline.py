@@ -70,7 +70,7 @@ from .cli import (
     split_codes,
     validate_codes,
 )
-from .atomic import write_bytes_atomic
+from .atomic import outside_root, write_bytes_atomic
 from .config import Config
 from .model import BLOCKS_LOOP, FileError, Finding, ScanResult
 from .runner import SKIP_DIRS, Discovery, Source, display_path
@@ -645,6 +645,10 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
         norm = PathNormaliser(root)
         roots = [norm.scope_root(p) for p in paths]
         baseline_path = Path(baseline_file) if baseline_file else Path(config.root) / config.baseline
+        if not baseline_file and outside_root(baseline_path, Path(config.root)) is not None:
+            # the repository's configuration names the file: it may not point out of the repository
+            raise click.UsageError(f"{config.source}: baseline {config.baseline!r}: "
+                                   f"{outside_root(baseline_path, Path(config.root))}")
         baseline: Baseline | None = None
         if not ref and not (update_baseline and not baseline_path.exists()):
             baseline = Baseline.load(baseline_path)  # before the scan: a bad baseline fails fast

@@ -26,7 +26,7 @@ from libcst.codemod import Codemod, CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
 from . import pause_points
-from .atomic import write_bytes_atomic
+from .atomic import outside_root, write_bytes_atomic
 from .codemods import BY_NAME, PIPELINE, needed
 from .codemods.base import FilePlan, ParenthesizeAwaits, merge_scheduled_imports
 from .analysis.index import backport_syntax, decode_source
@@ -454,22 +454,6 @@ def write_changes(result: FixResult, root: Path) -> None:
             atomic_write_text(path, new)
             written += 1
             pause_points.reached("written", written)
-
-
-def outside_root(path: str | os.PathLike, root: Path) -> Optional[str]:
-    """Why writing ``path`` would change a file outside the project at ``root`` (None: it would not).
-
-    The file's real path (every symlink on the way resolved, the file's own included) must be inside the
-    root's real path: a symlink to a shared or system file is never written through, and a path with
-    ``..`` never climbs out.
-    """
-    real_root = os.path.realpath(root)
-    target = os.path.realpath(path)
-    if os.path.commonpath([real_root, target]) != real_root:
-        shown = os.path.relpath(path) if not os.path.isabs(str(path)) else str(path)
-        how = "is a symlink to" if os.path.islink(path) else "resolves to"
-        return f"{shown} {how} {target}, outside the project root {real_root}: not written"
-    return None
 
 
 def confine_writes(result: FixResult, root: Path) -> None:

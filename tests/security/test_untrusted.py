@@ -253,3 +253,14 @@ def test_the_projects_code_is_never_imported(tmp_path: Path) -> None:
         proc = run(args, root)
         assert proc.returncode in (0, 1, 3), (args, proc.stderr)
         assert not os.path.exists(marker), f"`asyncmigrate {' '.join(args)}` ran the project's code"
+
+
+def test_the_pyproject_cannot_put_the_baseline_outside_the_project(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p")
+    (root / "pyproject.toml").write_text('[tool.asyncmigrate]\nbaseline = "../outside.json"\n')
+    proc = run(["check", ".", "--update-baseline"], root)
+    assert proc.returncode == 2 and "outside the project root" in proc.stderr
+    assert not (tmp_path / "outside.json").exists()
+    explicit = tmp_path / "chosen.json"  # a path the user names on the command line is theirs to choose
+    assert run(["check", ".", "--update-baseline", "--baseline", str(explicit)], root).returncode == 0
+    assert explicit.is_file()
