@@ -12,6 +12,7 @@ import textwrap
 from rich.table import Table
 
 from ..rules.base import Bad, Good, Rule
+from .plain import plain
 
 SECTIONS = ("What it does", "Why it matters", "Example", "Use instead", "Fix safety")
 
@@ -66,11 +67,12 @@ def rules_table(rules: dict[str, type[Rule]]) -> Table:
     for col in ("code", "name", "category", "severity", "summary"):
         table.add_column(col, overflow="fold")
     for code, cls in rules.items():
-        table.add_row(code, cls.name, cls.category, cls.severity, cls.summary())
+        table.add_row(code, cls.name, cls.category, cls.severity, plain(cls.summary()))
     return table
 
 
 def rules_json(rules: dict[str, type[Rule]]) -> str:
     return json.dumps([{"code": c, "name": r.name, "category": r.category, "family": r.family,
-                        "severity": r.severity, "summary": r.summary(), "explanation": r.explanation()}
+                        "severity": r.severity, "summary": plain(r.summary()),
+                        "explanation": plain(r.explanation())}
                        for c, r in rules.items()], indent=2)
