@@ -640,7 +640,12 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
     prep = prepare(paths, **options)
     config, select, ignore, codes = prep.config, prep.select, prep.ignore, prep.codes
     per_file = PerFileIgnores(prep.original)
-    paths = prep.paths or paths  # (every named path force-excluded: the run still checks the baseline's scope)
+    if not prep.paths:  # nothing left to analyse (every named path is excluded or unreadable)
+        report = ScanResult(errors=prep.errors)
+        nothing = Comparison(new=[], grown=[], shrunk=[], renamed=[], before=0, now=0, updated=Baseline())
+        _cli.emit(render_check(fmt, report, nothing, {}, ["nothing to check: no named path can be analysed"]), output)
+        sys.exit(exit_code(False, bool(prep.errors)))
+    paths = prep.paths
 
     try:
         root = project_root(config, paths)
@@ -655,7 +660,7 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
 
         run = analyse_paths(paths, config, select, ignore, use_cache=not no_cache, jobs=jobs,
                             progress=not quiet and fmt == "text" and not output)
-        result = normalise_result(apply_per_file_ignores(run.result, prep.original), norm)
+        result = normalise_result(_cli.with_errors(apply_per_file_ignores(run.result, prep.original), prep.errors), norm)
         del run  # the work tree's project pass is not needed any more: never hold two at once
         if ref:
             gc.collect()  # and hand its memory back before the ref's (cheap: little is left alive)

@@ -12,12 +12,15 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import click
 
 from . import __version__
 from .config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from .model import ScanResult
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3
 FORMATS = ("text", "json", "sarif", "github")
@@ -47,12 +50,44 @@ def get_config(config_path: Optional[str], paths: Sequence[str]) -> Config:
         raise click.UsageError(str(exc)) from None
 
 
-def require_paths(paths: Sequence[str]) -> None:
-    """Every path named must exist: a typo is a usage error (exit 2) in every command, named in the message,
-    and is decided before any cache is consulted."""
-    missing = [p for p in paths if p != "-" and not os.path.lexists(p)]
-    if missing:
-        raise click.UsageError("no such file or directory: " + ", ".join(missing))
+def named_path_errors(paths: Sequence[str]) -> tuple[tuple[str, ...], list]:
+    """The named paths that can be analysed, and a :class:`~asyncmigrate.model.FileError` for each one that cannot
+    (missing, a broken symlink or loop, unreadable, not a file or directory), worded as discovery words them.
+
+    Decided here, before the cache is consulted, so that a named path that does not exist is always part of the
+    result (reported, exit 3) however warm the cache is, in ``scan``, ``check`` and ``fix`` alike.
+    """
+    import stat
+
+    from .model import FileError
+    from .runner import display_path
+
+    ok: list[str] = []
+    errors: list = []
+    for p in paths:
+        if p == "-":
+            ok.append(p)
+            continue
+        try:
+            mode = os.stat(p).st_mode
+        except OSError as exc:
+            errors.append(FileError(display_path(p), "read", f"cannot read: {exc.strerror or exc}"))
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            errors.append(FileError(display_path(p), "read", "not a regular file or directory"))
+            continue
+        ok.append(p)
+    return tuple(ok), errors
+
+
+def with_errors(result, errors: Sequence) -> "ScanResult":
+    """``result`` with the named paths' errors first (a new object: a cached result is never changed)."""
+    from .model import ScanResult
+
+    if not errors:
+        return result
+    return ScanResult(findings=result.findings, errors=[*errors, *result.errors], files=result.files,
+                      suppressed=result.suppressed)
 
 
 def common_options(f):
@@ -101,6 +136,8 @@ class Prepared:
     codes: frozenset[str]
     notes: tuple[str, ...]
     original: Config
+    #: named paths that cannot be analysed (reported as skipped: exit 3)
+    errors: list
 
 
 def prepare(paths: Sequence[str], *, config_path=None, select=(), ignore=(), extend_select=(), extend_ignore=(),
@@ -114,8 +151,8 @@ def prepare(paths: Sequence[str], *, config_path=None, select=(), ignore=(), ext
     from .selection import as_arguments, resolve
 
     paths = tuple(paths) or (".",)
-    require_paths(paths)
     config = get_config(config_path, list(config_paths or paths))
+    paths, path_errors = named_path_errors(paths)
     if exclude:
         config.exclude = list(split_list(exclude))
     config.exclude = config.exclude + list(split_list(extend_exclude))
@@ -129,7 +166,8 @@ def prepare(paths: Sequence[str], *, config_path=None, select=(), ignore=(), ext
     if config.force_exclude:
         paths = tuple(p for p in paths if p == "-" or not force_excluded(p, config))
     run_config, run_select, run_ignore = as_arguments(config, selection)
-    prepared = Prepared(paths, run_config, run_select, run_ignore, frozenset(selection.codes), selection.notes, config)
+    prepared = Prepared(paths, run_config, run_select, run_ignore, frozenset(selection.codes), selection.notes, config,
+                        path_errors)
     if show_settings:
         click.echo(settings_text(prepared))
         sys.exit(EXIT_OK)
@@ -139,7 +177,7 @@ def prepare(paths: Sequence[str], *, config_path=None, select=(), ignore=(), ext
         discovery = discover(paths, run_config) if paths else None
         for src in discovery.sources if discovery else ():
             click.echo(src.path)
-        for e in discovery.errors if discovery else ():
+        for e in [*path_errors, *(discovery.errors if discovery else ())]:
             click.echo(f"skipped {e.path}: {e.message}", err=True)
         sys.exit(EXIT_OK)
     for note in selection.notes:
@@ -261,11 +299,12 @@ def scan(paths, fmt, output, summary_only, statistics, exit_zero, stdin_filename
         run = analyse_paths(prep.paths, prep.config, prep.select, prep.ignore, use_cache=not no_cache, jobs=jobs,
                             progress=not quiet and fmt == "text")
         result = run.result
-    else:  # every named path was excluded (--force-exclude)
+    else:  # every named path was excluded (--force-exclude) or cannot be read
         result = None
     from .model import ScanResult
 
-    result = apply_per_file_ignores(result if result is not None else ScanResult(), prep.original)
+    result = with_errors(apply_per_file_ignores(result if result is not None else ScanResult(), prep.original),
+                         prep.errors)
     if statistics:
         from .report.counts import statistics_json, statistics_text
 

@@ -476,7 +476,7 @@ def summary_lines(result: FixResult) -> list[str]:
 
 
 @click.command("fix")
-@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--diff", "mode", flag_value="diff", default=True, help="Print a unified diff; write nothing (default).")
 @click.option("--write", "mode", flag_value="write", help="Apply the changes (atomically, file by file).")
 @click.option("--check", "mode", flag_value="check", help="Exit 1 when changes would be made; write nothing.")
@@ -489,17 +489,23 @@ def summary_lines(result: FixResult) -> list[str]:
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
 def fix_command(paths, mode, rewrites, root, config_path, no_cache, quiet) -> None:
     """Rewrite blocking sync-SQLAlchemy code to async SQLAlchemy 2.0 (diff by default)."""
-    from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED, get_config
+    from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED, get_config, named_path_errors
 
     paths = paths or (".",)
     config = get_config(config_path, paths)
+    # a named path that cannot be read is skipped input, reported and exit 3, as in ``scan`` and ``check``
+    paths, path_errors = named_path_errors(paths)
     root_path = Path(root).resolve() if root else None
-    result = run_fix(paths, config, rewrites, root_path, use_cache=not no_cache, progress=not quiet)
+    if paths:
+        result = run_fix(paths, config, rewrites, root_path, use_cache=not no_cache, progress=not quiet)
+    else:
+        result = FixResult()
+    result.errors[:0] = [(e.path, e.message) for e in path_errors]
     if mode == "diff":
         text = "".join(c.diff() for c in result.changes) + requirement_diffs(result)
         if text:
             click.echo(text, nl=False)
-    elif mode == "write" and not result.rejected:
+    elif mode == "write" and not result.rejected and paths:
         write_changes(result, root_path or project_root(paths))
     if not quiet:
         for line in summary_lines(result):
