@@ -357,9 +357,10 @@ def rules_cmd(fmt: str) -> None:
     elif fmt == "json":
         click.echo(rules_json(all_rules()))
     else:
-        from rich.console import Console
+        from .report.text import console_for
 
-        Console().print(rules_table(all_rules()))
+        console = console_for(sys.stdout)
+        console.print(rules_table(all_rules(), console.width))
 
 
 @main.command()

@@ -1,8 +1,9 @@
 """The human report: a rich table of counts per file and category, totals, and the findings.
 
 The table has a column per category when the console is wide enough; on a
-narrower one (80 columns) it becomes two tables, counts per file and counts
-per category, so nothing is cut to "…".
+narrower one (80 columns) it becomes two tables, counts per file (paths
+relative to the directory they share, named in the title) and counts per
+category, so nothing is cut to "…".
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import sys
 from typing import TextIO
 
 from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -73,10 +73,13 @@ def render(result: ScanResult, console: Console, show_findings: bool = True, max
         console.print()
     if data["files"]:
         table = _wide_table(data, cats)
-        if Measurement.get(console, console.options, table).maximum <= console.width:
+        if _natural_width(table) <= console.width:
             console.print(table)
         else:
-            console.print(_narrow_table("Blocking calls per file", "file", data["files"], data["total"]))
+            prefix = _common_directory(list(data["files"]))
+            title = f"Blocking calls per file under {prefix}" if prefix else "Blocking calls per file"
+            rows = {path[len(prefix):]: row for path, row in data["files"].items()}
+            console.print(_narrow_table(title, "file", rows, data["total"]))
             console.print(_narrow_table("Per category", "category",
                                         {_SHORT.get(c, c): data["categories"][c] for c in cats}, data["total"]))
     total = data["total"]
@@ -91,6 +94,29 @@ def render(result: ScanResult, console: Console, show_findings: bool = True, max
     for e in result.errors:
         loc = f":{e.line}" if e.line else ""
         console.print(Text(f"skipped {e.path}{loc}: {e.message}", style="magenta"), soft_wrap=True, highlight=False)
+
+
+def _common_directory(paths: list[str]) -> str:
+    """The directory every path is under, with its trailing slash ("" when there is none)."""
+    dirs = [p.rsplit("/", 1)[0] if "/" in p else "" for p in paths]
+    if not dirs or any(not d for d in dirs):
+        return ""
+    parts = [d.split("/") for d in dirs]
+    common = []
+    for level in zip(*parts):
+        if len(set(level)) != 1:
+            break
+        common.append(level[0])
+    return "/".join(common) + "/" if common else ""
+
+
+def _natural_width(table: Table) -> int:
+    """The width the table takes when nothing is squeezed (rich's measurement clamps to the console)."""
+    from io import StringIO
+
+    buf = StringIO()
+    Console(file=buf, width=10_000, no_color=True).print(table)
+    return max((len(line.rstrip()) for line in buf.getvalue().splitlines()), default=0)
 
 
 def _wide_table(data: dict, cats: list[str]) -> Table:
