@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import ast
 import difflib
+import io
 import os
 import re
 import sys
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -450,17 +452,75 @@ def requirement_diffs(result: FixResult) -> str:
     return "".join(unified_diff(old, new, os.path.relpath(path)) for path, (old, new) in result.requirements.items())
 
 
+#: what each rewrite did, in the words of the summary (keyed by its ``--select`` name; a rewrite missing here is
+#: shown by that name, never by its class name)
+USER_WORDS = {
+    "database": "async engine and session factory",
+    "tests": "test overrides",
+    "lifecycle": "startup/shutdown",
+    "query": "queries to select()",
+    "await": "awaited session calls",
+    "factory": "async sessions",
+    "dependency": "AsyncSession dependency",
+    "sleep": "asyncio.sleep",
+    "propagate": "async callers",
+    "responses": "responses built in the session",
+    "eager": "eager loading",
+}
+
+
+def user_words(rewrites: Sequence[str]) -> str:
+    names = {cls.__name__: name for name, cls in BY_NAME.items()}
+    return ", ".join(USER_WORDS.get(names.get(r, r), names.get(r, r)) for r in rewrites)
+
+
+def awaits_added(change: FileChange) -> int:
+    """How many more ``await`` keywords the file has after the rewrite (tokens, not text: comments don't count)."""
+    def count(data: bytes) -> int:
+        try:
+            return sum(1 for tok in tokenize.tokenize(io.BytesIO(data).readline)
+                       if tok.type == tokenize.NAME and tok.string == "await")
+        except (tokenize.TokenError, SyntaxError):
+            return 0
+    return max(0, count(change.new) - count(change.old))
+
+
+def _n(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def coloured_diff(text: str) -> str:
+    """A unified diff styled as ``git diff`` does: headers bold, hunks cyan, removals red, additions green."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        body, end = (line[:-1], "\n") if line.endswith("\n") else (line, "")
+        if line.startswith(("--- ", "+++ ")):
+            body = click.style(body, bold=True)
+        elif line.startswith("@@"):
+            body = click.style(body, fg="cyan")
+        elif line.startswith("-"):
+            body = click.style(body, fg="red")
+        elif line.startswith("+"):
+            body = click.style(body, fg="green")
+        out.append(body + end)
+    return "".join(out)
+
+
 def summary_lines(result: FixResult) -> list[str]:
     lines = []
     n = len(result.changes) + len(result.requirements)
     lines.append(f"asyncmigrate fix: {n} file(s) to change")
     for change in result.changes:
-        lines.append(f"  {change.path}: {', '.join(change.rewrites)}")
+        lines.append(f"  {change.path}: {user_words(change.rewrites)}")
     for path in result.requirements:
         lines.append(f"  {os.path.relpath(path)}: async drivers / sqlalchemy[asyncio]")
     if result.plan is not None:
-        lines.append(f"  {len(result.plan.converted)} function(s) converted to AsyncSession, "
-                     f"{len(result.plan.make_async)} made async")
+        done = [f"made {_n(len(result.plan.make_async), 'function', 'functions')} async",
+                f"moved {_n(len(result.plan.converted), 'function', 'functions')} to AsyncSession"]
+        awaits = sum(awaits_added(c) for c in result.changes)
+        if awaits:
+            done.append(f"added {_n(awaits, 'await', 'awaits')}")
+        lines.append("  " + ", ".join(done))
     left = [str(item) for item in result.left] + [f"{p}: {w}" for p, w in result.warnings]
     if left:
         lines.append(f"left for a human ({len(left)}):")
@@ -477,9 +537,10 @@ def summary_lines(result: FixResult) -> list[str]:
 
 @click.command("fix")
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--diff", "mode", flag_value="diff", default=True, help="Print a unified diff; write nothing (default).")
-@click.option("--write", "mode", flag_value="write", help="Apply the changes (atomically, file by file).")
-@click.option("--check", "mode", flag_value="check", help="Exit 1 when changes would be made; write nothing.")
+@click.option("--diff", "diff_flag", is_flag=True, help="Print a unified diff (coloured on a terminal); write nothing "
+              "(default).")
+@click.option("--write", "write_flag", is_flag=True, help="Apply the changes (atomically, file by file).")
+@click.option("--check", "check_flag", is_flag=True, help="Exit 1 when changes would be made; write nothing.")
 @click.option("--select", "rewrites", multiple=True, type=click.Choice(sorted(BY_NAME)),
               help="Run only these rewrites (repeatable).")
 @click.option("--root", type=click.Path(file_okay=False, exists=True), help="Project root for cross-module analysis "
@@ -487,9 +548,14 @@ def summary_lines(result: FixResult) -> list[str]:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--no-cache", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
-def fix_command(paths, mode, rewrites, root, config_path, no_cache, quiet) -> None:
+def fix_command(paths, diff_flag, write_flag, check_flag, rewrites, root, config_path, no_cache, quiet) -> None:
     """Rewrite blocking sync-SQLAlchemy code to async SQLAlchemy 2.0 (diff by default)."""
     from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED, get_config, named_path_errors
+
+    given = [name for name, on in (("--diff", diff_flag), ("--write", write_flag), ("--check", check_flag)) if on]
+    if len(given) > 1:  # `--diff --write` used to write silently: the last flag won
+        raise click.UsageError(f"{' and '.join(given)} cannot be combined: choose one")
+    mode = given[0].lstrip("-") if given else "diff"
 
     paths = paths or (".",)
     config = get_config(config_path, paths)
@@ -504,7 +570,7 @@ def fix_command(paths, mode, rewrites, root, config_path, no_cache, quiet) -> No
     if mode == "diff":
         text = "".join(c.diff() for c in result.changes) + requirement_diffs(result)
         if text:
-            click.echo(text, nl=False)
+            click.echo(coloured_diff(text), nl=False)  # click drops the colours when stdout is not a terminal
     elif mode == "write" and not result.rejected and paths:
         write_changes(result, root_path or project_root(paths))
     if not quiet:
