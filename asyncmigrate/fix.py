@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import ast
 import difflib
-import io
 import os
 import re
 import sys
-import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -33,6 +31,7 @@ from .codemods.base import FilePlan, ParenthesizeAwaits, merge_scheduled_imports
 from .analysis.index import backport_syntax, decode_source
 from .migration import LeftForHuman, MigrationPlan, plan_migration
 from .model import BLOCKS_LOOP
+from .report.fix_text import _n, awaits_added, coloured_diff, user_words
 from .runner import Progress, discover
 
 _PROJECT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", "requirements.txt", ".git")
@@ -450,60 +449,6 @@ def write_changes(result: FixResult, root: Path) -> None:
 
 def requirement_diffs(result: FixResult) -> str:
     return "".join(unified_diff(old, new, os.path.relpath(path)) for path, (old, new) in result.requirements.items())
-
-
-#: what each rewrite did, in the words of the summary (keyed by its ``--select`` name; a rewrite missing here is
-#: shown by that name, never by its class name)
-USER_WORDS = {
-    "database": "async engine and session factory",
-    "tests": "test overrides",
-    "lifecycle": "startup/shutdown",
-    "query": "queries to select()",
-    "await": "awaited session calls",
-    "factory": "async sessions",
-    "dependency": "AsyncSession dependency",
-    "sleep": "asyncio.sleep",
-    "propagate": "async callers",
-    "responses": "responses built in the session",
-    "eager": "eager loading",
-}
-
-
-def user_words(rewrites: Sequence[str]) -> str:
-    names = {cls.__name__: name for name, cls in BY_NAME.items()}
-    return ", ".join(USER_WORDS.get(names.get(r, r), names.get(r, r)) for r in rewrites)
-
-
-def awaits_added(change: FileChange) -> int:
-    """How many more ``await`` keywords the file has after the rewrite (tokens, not text: comments don't count)."""
-    def count(data: bytes) -> int:
-        try:
-            return sum(1 for tok in tokenize.tokenize(io.BytesIO(data).readline)
-                       if tok.type == tokenize.NAME and tok.string == "await")
-        except (tokenize.TokenError, SyntaxError):
-            return 0
-    return max(0, count(change.new) - count(change.old))
-
-
-def _n(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
-
-
-def coloured_diff(text: str) -> str:
-    """A unified diff styled as ``git diff`` does: headers bold, hunks cyan, removals red, additions green."""
-    out = []
-    for line in text.splitlines(keepends=True):
-        body, end = (line[:-1], "\n") if line.endswith("\n") else (line, "")
-        if line.startswith(("--- ", "+++ ")):
-            body = click.style(body, bold=True)
-        elif line.startswith("@@"):
-            body = click.style(body, fg="cyan")
-        elif line.startswith("-"):
-            body = click.style(body, fg="red")
-        elif line.startswith("+"):
-            body = click.style(body, fg="green")
-        out.append(body + end)
-    return "".join(out)
 
 
 def summary_lines(result: FixResult) -> list[str]:
