@@ -32,6 +32,7 @@ from .codemods.base import FilePlan, ParenthesizeAwaits, merge_scheduled_imports
 from .analysis.index import backport_syntax, decode_source
 from .migration import LeftForHuman, MigrationPlan, plan_migration
 from .model import BLOCKS_LOOP
+from .report.fix_text import _n, awaits_added, coloured_diff, user_words
 from .runner import Progress, discover
 
 _PROJECT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", "requirements.txt", ".git")
@@ -480,12 +481,16 @@ def summary_lines(result: FixResult) -> list[str]:
     n = len(result.changes) + len(result.requirements)
     lines.append(f"asyncmigrate fix: {n} file(s) to change")
     for change in result.changes:
-        lines.append(f"  {change.path}: {', '.join(change.rewrites)}")
+        lines.append(f"  {change.path}: {user_words(change.rewrites)}")
     for path in result.requirements:
         lines.append(f"  {os.path.relpath(path)}: async drivers / sqlalchemy[asyncio]")
     if result.plan is not None:
-        lines.append(f"  {len(result.plan.converted)} function(s) converted to AsyncSession, "
-                     f"{len(result.plan.make_async)} made async")
+        done = [f"made {_n(len(result.plan.make_async), 'function', 'functions')} async",
+                f"moved {_n(len(result.plan.converted), 'function', 'functions')} to AsyncSession"]
+        awaits = sum(awaits_added(c) for c in result.changes)
+        if awaits:
+            done.append(f"added {_n(awaits, 'await', 'awaits')}")
+        lines.append("  " + ", ".join(done))
     left = [str(item) for item in result.left] + [f"{p}: {w}" for p, w in result.warnings]
     if left:
         lines.append(f"left for a human ({len(left)}):")
@@ -501,10 +506,11 @@ def summary_lines(result: FixResult) -> list[str]:
 
 
 @click.command("fix")
-@click.argument("paths", nargs=-1, type=click.Path(exists=True))
-@click.option("--diff", "mode", flag_value="diff", default=True, help="Print a unified diff; write nothing (default).")
-@click.option("--write", "mode", flag_value="write", help="Apply the changes (atomically, file by file).")
-@click.option("--check", "mode", flag_value="check", help="Exit 1 when changes would be made; write nothing.")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--diff", "diff_flag", is_flag=True, help="Print a unified diff (coloured on a terminal); write nothing "
+              "(default).")
+@click.option("--write", "write_flag", is_flag=True, help="Apply the changes (atomically, file by file).")
+@click.option("--check", "check_flag", is_flag=True, help="Exit 1 when changes would be made; write nothing.")
 @click.option("--select", "rewrites", multiple=True, type=click.Choice(sorted(BY_NAME)),
               help="Run only these rewrites (repeatable).")
 @click.option("--root", type=click.Path(file_okay=False, exists=True), help="Project root for cross-module analysis "
@@ -512,19 +518,30 @@ def summary_lines(result: FixResult) -> list[str]:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--no-cache", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
-def fix_command(paths, mode, rewrites, root, config_path, no_cache, quiet) -> None:
+def fix_command(paths, diff_flag, write_flag, check_flag, rewrites, root, config_path, no_cache, quiet) -> None:
     """Rewrite blocking sync-SQLAlchemy code to async SQLAlchemy 2.0 (diff by default)."""
-    from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED, get_config
+    from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED, get_config, named_path_errors
+
+    given = [name for name, on in (("--diff", diff_flag), ("--write", write_flag), ("--check", check_flag)) if on]
+    if len(given) > 1:  # `--diff --write` used to write silently: the last flag won
+        raise click.UsageError(f"{' and '.join(given)} cannot be combined: choose one")
+    mode = given[0].lstrip("-") if given else "diff"
 
     paths = paths or (".",)
     config = get_config(config_path, paths)
+    # a named path that cannot be read is skipped input, reported and exit 3, as in ``scan`` and ``check``
+    paths, path_errors = named_path_errors(paths)
     root_path = Path(root).resolve() if root else None
-    result = run_fix(paths, config, rewrites, root_path, use_cache=not no_cache, progress=not quiet)
+    if paths:
+        result = run_fix(paths, config, rewrites, root_path, use_cache=not no_cache, progress=not quiet)
+    else:
+        result = FixResult()
+    result.errors[:0] = [(e.path, e.message) for e in path_errors]
     if mode == "diff":
         text = "".join(c.diff() for c in result.changes) + requirement_diffs(result)
         if text:
-            click.echo(text, nl=False)
-    elif mode == "write" and not result.rejected:
+            click.echo(coloured_diff(text), nl=False)  # click drops the colours when stdout is not a terminal
+    elif mode == "write" and not result.rejected and paths:
         write_changes(result, root_path or project_root(paths))
     if not quiet:
         for line in summary_lines(result):
