@@ -26,7 +26,6 @@ import dataclasses
 import hashlib
 import hmac
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -147,7 +146,7 @@ def secret_key(base: Optional[Path] = None) -> Optional[bytes]:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(32))
+            f.write(os.urandom(32))  # (what ``secrets.token_bytes`` returns, without importing it)
     except FileExistsError:
         pass  # another run created it meanwhile
     except OSError:

@@ -38,7 +38,9 @@ def _farm(path: Path) -> None:
         os.symlink("..", farm / f"up{i}")
     os.symlink("/", farm / "root")
     os.symlink("loop", farm / "loop")
-    os.symlink("/etc/hostname", path)  # out of the tree: never read
+    outside = path.parent.parent / f"{path.parent.name}-outside.py"
+    outside.write_text(GOOD + "# SECRET=hunter2\n")
+    os.symlink(outside, path)  # out of the tree: never read
 
 
 #: name -> (what it is, builder of ``hostile.py``)
