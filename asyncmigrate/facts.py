@@ -121,6 +121,12 @@ ASYNC_SESSION_COROUTINES: Final = frozenset(
 #: whose ``exec`` is called is a SQLModel one.
 SQLMODEL_ASYNC_SESSION_COROUTINES: Final = frozenset({"exec"})
 
+#: SQLModel's ``Relationship()`` takes no ``lazy=``: SQLAlchemy's ``relationship()`` keywords go in its
+#: ``sa_relationship_kwargs`` mapping (``Relationship(back_populates="x", sa_relationship_kwargs={"lazy":
+#: "selectin"})``); ``lazy="selectin"`` written on it is a ``TypeError`` at import.  Checked in tests/facts.
+SQLMODEL_RELATIONSHIP: Final = "sqlmodel.Relationship"
+SQLMODEL_RELATIONSHIP_KWARGS: Final = "sa_relationship_kwargs"
+
 #: Every method to ``await`` on a converted session (SQLAlchemy's coroutines and SQLModel's ``exec``).
 AWAITED_SESSION_METHODS: Final = ASYNC_SESSION_COROUTINES | SQLMODEL_ASYNC_SESSION_COROUTINES
 

@@ -203,7 +203,12 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from app.database import AsyncSessionLocal, Base, async_engine
+from app.database import AsyncSessionLocal, async_engine
+
+try:
+    from app.database import Base
+except ImportError:  # a SQLModel project: the models' metadata is SQLModel's
+    from sqlmodel import SQLModel as Base
 
 warnings.simplefilter("error", RuntimeWarning)  # an un-awaited coroutine fails the run
 
@@ -220,6 +225,27 @@ def client(router) -> httpx.AsyncClient:
 """
 
 DRIVERS = {
+    # SQLModel: Relationship() takes the strategy in sa_relationship_kwargs (lazy= would be a TypeError at import)
+    "eager_load/sqlmodel_relationship": """
+from app.models import Hero, Team
+from app.routers import router
+
+
+async def main() -> None:
+    await create_schema()
+    async with AsyncSessionLocal() as db:
+        team = Team(name="blue")
+        heroes = [Hero(name="ada", team=team), Hero(name="bob", team=team)]
+        db.add_all(heroes)
+        await db.commit()
+        tid, hid = team.id, heroes[0].id
+    async with client(router) as http:
+        read = await http.get(f"/teams/{tid}")
+        assert read.status_code == 200, read.text  # HTTP 500 (MissingGreenlet) without the eager load
+        assert read.json() == {"name": "blue", "heroes": ["ada", "bob"]}, read.text
+        hero = await http.get(f"/heroes/{hid}")
+        assert hero.status_code == 200 and hero.json() == {"name": "ada", "team": "blue"}, hero.text
+""",
     # services, a repository held by a service, instances, and routes (one was a plain ``def``)
     "propagate_async/three_modules_self_and_instances": """
 from app.models import Item, User

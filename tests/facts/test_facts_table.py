@@ -97,6 +97,17 @@ def test_sqlmodel_async_session_coroutines(name: str) -> None:
     assert inspect.iscoroutinefunction(getattr(session.AsyncSession, name))
 
 
+def test_sqlmodel_relationship_takes_sqlalchemy_keywords_in_a_mapping() -> None:
+    """``Relationship(lazy=...)`` is a TypeError; ``sa_relationship_kwargs={"lazy": ...}`` reaches relationship()."""
+    sqlmodel = pytest.importorskip("sqlmodel")
+    module, name = facts.SQLMODEL_RELATIONSHIP.rsplit(".", 1)
+    assert getattr(sqlmodel, name) is sqlmodel.Relationship and module == "sqlmodel"
+    with pytest.raises(TypeError):
+        sqlmodel.Relationship(back_populates="x", lazy="selectin")
+    info = sqlmodel.Relationship(back_populates="x", **{facts.SQLMODEL_RELATIONSHIP_KWARGS: {"lazy": "selectin"}})
+    assert info.sa_relationship_kwargs == {"lazy": "selectin"}
+
+
 def test_session_method_tables_do_not_overlap() -> None:
     assert not facts.ASYNC_SESSION_COROUTINES & facts.ASYNC_SESSION_SYNC_METHODS
 
