@@ -121,6 +121,10 @@ ASYNC_SESSION_COROUTINES: Final = frozenset(
 #: whose ``exec`` is called is a SQLModel one.
 SQLMODEL_ASYNC_SESSION_COROUTINES: Final = frozenset({"exec"})
 
+#: Session / AsyncSession methods whose statement argument may not be a plain string under SQLAlchemy 2.0
+#: (``ArgumentError: Textual SQL expression ... should be explicitly declared as text(...)``; 1.4 only warned)
+TEXTUAL_SQL_METHODS: Final = frozenset({"execute", "scalar", "scalars", "stream", "stream_scalars"})
+
 #: SQLModel's ``Relationship()`` takes no ``lazy=``: SQLAlchemy's ``relationship()`` keywords go in its
 #: ``sa_relationship_kwargs`` mapping (``Relationship(back_populates="x", sa_relationship_kwargs={"lazy":
 #: "selectin"})``); ``lazy="selectin"`` written on it is a ``TypeError`` at import.  Checked in tests/facts.

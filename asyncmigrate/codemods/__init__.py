@@ -5,6 +5,7 @@ The order matters, and each step says why it stands where it does.
 
 from __future__ import annotations
 
+from ..facts import TEXTUAL_SQL_METHODS
 from .await_session_methods import AwaitSessionMethods
 from .eager_load import EagerLoadRelationships
 from .engine_to_async import EngineToAsync
@@ -16,6 +17,7 @@ from .session_dependency import SessionDependencyToAsync
 from .session_factory import SessionFactoryToAsync
 from .sleep_to_asyncio import SleepToAsyncio
 from .test_overrides import MigrateTestOverrides
+from .textual_sql import TextualSqlToText
 
 PIPELINE = (
     # Phase 1 first: the async engine, factory and dependency must exist before anything refers to them.
@@ -27,6 +29,9 @@ PIPELINE = (
     LifecycleToAsync,
     # query chains are matched on their original sync shape, before other steps add awaits inside them
     QueryToSelect,
+    # plain-string SQL on a converted session: its receiver is still the sync one the plan names; independent
+    # of the await the next step puts around the same call
+    TextualSqlToText,
     # then every remaining coroutine method on a converted session gets its await
     AwaitSessionMethods,
     # factories and dependencies are renamed after the body is rewritten, so session receivers still match
@@ -54,6 +59,7 @@ BY_NAME = {
     "responses": SerializeInSession,
     "eager": EagerLoadRelationships,
     "tests": MigrateTestOverrides,
+    "text": TextualSqlToText,
 }
 
 
@@ -82,6 +88,7 @@ GATES = {
     # every match starts at a receiver the plan marks as a converted session
     QueryToSelect: _has_sessions,
     AwaitSessionMethods: _has_sessions,
+    TextualSqlToText: lambda plan, code: _has_sessions(plan, code) and any(m in code for m in TEXTUAL_SQL_METHODS),
     SessionFactoryToAsync: lambda plan, code: bool(plan.sessions),
     SleepToAsyncio: lambda plan, code: "sleep" in code,
     PropagateAsync: lambda plan, code: bool(plan.make_async or plan.await_calls or plan.run_calls

@@ -30,6 +30,7 @@ USER_WORDS = {
     "propagate": "async callers",
     "responses": "responses built in the session",
     "eager": "eager loading",
+    "text": "plain-string SQL in text()",
 }
 
 

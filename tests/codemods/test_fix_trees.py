@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "fixtures" / "codemods"
 #: the rewrites this file owns; each must have at least one tree
 SESSION_REWRITES = ("await_session_methods", "session_factory", "session_dependency", "sleep_to_asyncio",
-                    "propagate_async", "response_models", "eager_load")
+                    "propagate_async", "response_models", "eager_load", "textual_sql")
 _IGNORED_PARTS = {"__pycache__", ".asyncmigrate_cache", ".pytest_cache"}
 
 
@@ -225,6 +225,18 @@ def client(router) -> httpx.AsyncClient:
 """
 
 DRIVERS = {
+    # plain-string SQL on a converted session: text() (SQLAlchemy 2.0 refuses a bare string)
+    "textual_sql/string_statements": """
+from app.health import router
+
+
+async def main() -> None:
+    await create_schema()
+    async with client(router) as http:
+        health = await http.get("/health")
+        assert health.status_code == 200, health.text  # ArgumentError (textual SQL) without text()
+        assert health.json()["ok"] is True, health.text
+""",
     # SQLModel: Relationship() takes the strategy in sa_relationship_kwargs (lazy= would be a TypeError at import)
     "eager_load/sqlmodel_relationship": """
 from app.models import Hero, Team

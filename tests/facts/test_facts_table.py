@@ -97,6 +97,37 @@ def test_sqlmodel_async_session_coroutines(name: str) -> None:
     assert inspect.iscoroutinefunction(getattr(session.AsyncSession, name))
 
 
+@pytest.mark.parametrize("name", sorted(facts.TEXTUAL_SQL_METHODS))
+def test_plain_string_sql_is_refused_and_text_accepted(name: str) -> None:
+    """SQLAlchemy 2.x ``AsyncSession``: a bare string statement raises ArgumentError; ``text()`` of it runs."""
+    import asyncio
+
+    pytest.importorskip("aiosqlite")
+    from sqlalchemy import exc, text
+    from sqlalchemy.ext.asyncio import AsyncSession as Async, create_async_engine
+
+    async def run() -> None:
+        engine = create_async_engine("sqlite+aiosqlite://")
+        try:
+            async with Async(engine) as session:
+                method = getattr(session, name)
+                with pytest.raises(exc.ArgumentError, match="text"):
+                    await method("SELECT 1")
+                result = await method(text("SELECT 1"))
+                if name == "scalar":
+                    assert result == 1
+                elif name == "execute":
+                    assert result.scalar() == 1
+                elif name == "scalars":
+                    assert result.all() == [1]
+                else:  # stream, stream_scalars: async results
+                    assert [r async for r in result] in ([1], [(1,)])
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 def test_sqlmodel_relationship_takes_sqlalchemy_keywords_in_a_mapping() -> None:
     """``Relationship(lazy=...)`` is a TypeError; ``sa_relationship_kwargs={"lazy": ...}`` reaches relationship()."""
     sqlmodel = pytest.importorskip("sqlmodel")
