@@ -208,9 +208,20 @@ class Planner:
     def uses_factory(self, fid: str) -> bool:
         return any(f.code in ("ASM103", "ASM104") for f in self.analysis.by_function.get(fid, ()))
 
+    def returns_new_session(self, fid: str) -> bool:
+        """A session factory function (``def new_session() -> Session: return Session(engine)``): every session
+        it builds is returned as it is.  Converted, it returns an ``AsyncSession`` and awaits nothing, so it
+        stays a ``def`` (``async def`` would make its callers write ``with await new_session()``, which an
+        ``AsyncSession`` does not support); its callers' ``with new_session() as s`` becomes ``async with``."""
+        built = [f.span for f in self.analysis.by_function.get(fid, ()) if f.code in ("ASM103", "ASM104")]
+        if not built:
+            return False
+        uses = {c.span: c.use for c in self.project.functions[fid].summary.calls}
+        return all(uses.get(span) == "return" for span in built)
+
     def awaits_after_conversion(self, fid: str) -> bool:
         recv = self.receivers(fid)
-        if self.uses_factory(fid):
+        if self.uses_factory(fid) and not self.returns_new_session(fid):
             return True
         for call in self.project.functions[fid].summary.calls:
             func = call.func
@@ -529,6 +540,17 @@ class Planner:
                 if caller not in make_async:
                     make_async.add(caller)
                     todo.append(caller)
+        for fid in converted:
+            if fid in make_async or not self.returns_new_session(fid):
+                continue
+            for caller, call in self.graph.callers.get(fid, ()):
+                text = expr_text(call.func)
+                if call.context_manager == "with" and text is not None:
+                    if p.functions[caller].summary.is_async or caller in make_async:
+                        async_with.setdefault(caller, set()).add(text)
+                    else:
+                        self.left(caller, call.span.line, f"`with {text}()` gives an AsyncSession now, which needs "
+                                  "`async with` in a coroutine; this function stays sync: adapt it by hand")
         self._check_references(make_async)
         return make_async, await_calls, run_calls, async_with
 

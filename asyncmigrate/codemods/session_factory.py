@@ -8,6 +8,11 @@ is not awaitable), so ``db = AsyncSessionLocal()`` followed by
 (``with AsyncSessionLocal()`` raises ``TypeError``: SQLALCHEMY_ASYNC.md §4).
 The name comes from the plan; it is imported from the database module.
 
+A session factory *function* that returns the session it builds (``def new_session() -> Session: return
+Session(engine)``) awaits nothing, so it stays a ``def``: its returned call is rewritten all the same,
+and a ``Session`` return annotation becomes ``AsyncSession`` (its callers' ``with`` becomes ``async
+with`` through the plan's ``async_with_calls``).
+
 A session built directly on an engine, ``Session(engine)`` / ``Session(bind=engine)`` (SQLModel projects
 have no factory), becomes ``AsyncSession(async_engine, expire_on_commit=False)`` when the plan lists that
 engine reference (``FilePlan.sync_engines``: its module gets the ``async_engine`` twin); the twin is
@@ -34,6 +39,14 @@ class SessionFactoryToAsync(AwaitAware):
 
     def visit_Module(self, node: cst.Module) -> Optional[bool]:
         self._module = node
+        #: returned session-building calls (original nodes), and the functions that return one
+        self._returned: set[int] = set()
+        self._returns_session: set[str] = set()
+        return True
+
+    def visit_Return(self, node: cst.Return) -> Optional[bool]:
+        if node.value is not None:
+            self._returned.add(id(node.value))
         return True
 
     def _is_factory(self, node: cst.BaseExpression) -> bool:
@@ -60,7 +73,9 @@ class SessionFactoryToAsync(AwaitAware):
         on_engine = self._engine_session(original_node)
         if not self._is_factory(original_node) and on_engine is None:
             return updated_node
-        if not self.can_await:
+        if id(original_node) in self._returned:
+            self._returns_session.add(self.function_scope)  # built and handed back: no await needed here
+        elif not self.can_await:
             self.warn(f"`{callee_text(original_node.func)}()` in `{self.function_scope}`, which cannot become async")
             return updated_node
         if on_engine is not None:
@@ -79,6 +94,18 @@ class SessionFactoryToAsync(AwaitAware):
         module, name = facts.ASYNC_SESSION_CLASS_FOR[cls]
         AddImportsVisitor.add_needed_import(self.context, module, name)
         return async_session_call(node, twin, name, lambda n, msg: self.warn(msg))
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.BaseStatement:
+        scope = self.function_scope
+        updated = super().leave_FunctionDef(original_node, updated_node)
+        returns = original_node.returns
+        if scope in self._returns_session and returns is not None and isinstance(updated, cst.FunctionDef):
+            classes = self._qnames(returns.annotation) & facts.ASYNC_SESSION_CLASS_FOR.keys()
+            if classes:
+                module, name = facts.ASYNC_SESSION_CLASS_FOR[min(classes)]
+                AddImportsVisitor.add_needed_import(self.context, module, name)
+                return updated.with_changes(returns=returns.with_changes(annotation=cst.Name(name)))
+        return updated
 
     def leave_With(self, original_node: cst.With, updated_node: cst.With) -> cst.BaseStatement:
         if updated_node.asynchronous is not None or not self.can_await:

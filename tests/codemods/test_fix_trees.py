@@ -203,7 +203,12 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from app.database import AsyncSessionLocal, async_engine
+from app.database import async_engine
+
+try:
+    from app.database import AsyncSessionLocal
+except ImportError:  # a project whose sessions come from a factory function of its own
+    AsyncSessionLocal = None
 
 try:
     from app.database import Base
@@ -225,6 +230,16 @@ def client(router) -> httpx.AsyncClient:
 """
 
 DRIVERS = {
+    # a session factory function stays a def (it awaits nothing); its callers' with becomes async with
+    "session_factory/factory_function": """
+from app.jobs import nightly, other
+
+
+async def main() -> None:
+    await create_schema()
+    assert await nightly() == 1  # TypeError (with await ...) or AttributeError (__enter__) when wrong
+    await other()
+""",
     # plain-string SQL on a converted session: text() (SQLAlchemy 2.0 refuses a bare string)
     "textual_sql/string_statements": """
 from app.health import router
