@@ -405,7 +405,8 @@ class Planner:
         return v[1] if v and v[0] == "func" else v[2] if v and v[0] == "method" else None
 
     def _sync_callbacks(self) -> dict[str, str]:
-        """fid -> why: functions handed to a sink that calls them synchronously (``_SYNC_CALLBACK_SINKS``)."""
+        """fid -> why: functions handed to a sink that calls them synchronously (``_SYNC_CALLBACK_SINKS``), or to
+        anything not known to await what it is given (everything but ``_SAFE_CALLBACK_SINKS``)."""
         if self._sync_callbacks_memo is not None:
             return self._sync_callbacks_memo
         found = {}
@@ -413,12 +414,18 @@ class Planner:
         for fid, fn in p.functions.items():
             for call in fn.summary.calls:
                 text = expr_text(call.func) or ""
-                if text.rsplit(".", 1)[-1] in _SYNC_CALLBACK_SINKS:
-                    for arg in (*call.args, *(v for _, v in call.kwargs)):
-                        target = self._callback_target(arg, fid)
-                        if target is not None:
-                            found.setdefault(target, f"`{p.functions[target].summary.qualname}` is handed to "
-                                                     f"`{text}()`, which calls it synchronously")
+                sink = text.rsplit(".", 1)[-1]
+                if sink in _SAFE_CALLBACK_SINKS:
+                    continue
+                # a function handed to anything not known to await it (an event manager's register(), a
+                # scheduler, a thread, map()...) is called synchronously there: as a coroutine function its
+                # work would silently never run
+                how = "which calls it synchronously" if sink in _SYNC_CALLBACK_SINKS else "which is not known to await it"
+                for arg in (*call.args, *(v for _, v in call.kwargs)):
+                    target = self._callback_target(arg, fid)
+                    if target is not None and target != fid:
+                        found.setdefault(target, f"`{p.functions[target].summary.qualname}` is handed to "
+                                                 f"`{text or 'a call'}()`, {how}")
             for deco in fn.summary.decorator_calls:
                 text = expr_text(deco) or ""
                 if text.rsplit(".", 1)[-1] in _SYNC_CALLBACK_SINKS:
@@ -427,11 +434,42 @@ class Planner:
         self._sync_callbacks_memo = found
         return found
 
+    def _override_partners(self) -> dict[str, set[str]]:
+        """fid -> the project methods it overrides or that override it (same name, along the class hierarchy)."""
+        memo = self.__dict__.get("_overrides_memo")
+        if memo is not None:
+            return memo
+        p = self.project
+        partners: dict[str, set[str]] = {}
+        methods: dict[str, list[str]] = {}
+        for fid, info in p.functions.items():
+            cls = info.summary.class_qualname
+            if cls is not None and info.summary.name not in _CANNOT_BE_ASYNC:
+                methods.setdefault(f"{info.file.module}:{cls}", []).append(info.summary.name)
+        for cid, names in methods.items():
+            for base in list(p.mro(cid))[1:]:
+                for name in names:
+                    mine, theirs = f"{cid}.{name}", f"{base}.{name}"
+                    if mine in p.functions and theirs in p.functions:
+                        partners.setdefault(mine, set()).add(theirs)
+                        partners.setdefault(theirs, set()).add(mine)
+        self.__dict__["_overrides_memo"] = partners
+        return partners
+
+    def _uses_session(self, fid: str) -> bool:
+        return bool(self.receivers(fid)) or self.uses_factory(fid)
+
     def _boundary(self, fid: str) -> Optional[str]:
         """Why ``fid`` cannot become ``async def`` (None when it can)."""
         callback = self._sync_callbacks().get(fid)
         if callback is not None:
             return callback
+        for other in sorted(self._override_partners().get(fid, ())):
+            ofn = self.project.functions[other].summary
+            if not ofn.is_async and not self._uses_session(other):
+                # code that calls it through the other class calls it synchronously (``for p in plugins: p.run()``)
+                return (f"`{self.project.functions[fid].summary.qualname}` overrides or is overridden by "
+                        f"`{ofn.qualname}`, which stays sync")
         fn = self.project.functions[fid].summary
         if fn.name in _CANNOT_BE_ASYNC:
             return f"`{fn.qualname}` cannot be a coroutine ({fn.name})"
