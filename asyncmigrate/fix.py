@@ -12,6 +12,7 @@ on the loop are listed unless the summary already reported them.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import difflib
 import os
 import re
@@ -78,6 +79,8 @@ class FixResult:
     plan: Optional[MigrationPlan] = None
     #: the findings of the whole project as the rewrite leaves it (None: not analysed, e.g. nothing to change)
     after: Optional[list] = None
+    #: what the rewrite breaks (``soundness.Violation``) in the last round: non-empty means nothing is written
+    violations: list = field(default_factory=list)
 
 
 def project_root(paths: Sequence[str]) -> Path:
@@ -338,8 +341,16 @@ def _rewrite_all(work: Sequence[tuple[str, bytes, FilePlan]], rewrites: Sequence
         yield results[path]
 
 
+#: rounds of "plan, rewrite, check the invariant, leave the offending components sync" before giving up
+_MAX_ROUNDS = 8
+
+
 def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Optional[Path] = None,
             use_cache: bool = True, jobs: Optional[int] = None, progress: bool = False) -> FixResult:
+    """Plan, rewrite and check the soundness invariant (``soundness.py``) on the project as the rewrite leaves
+    it.  Where it fails, the components that cause it stay sync (reported with the cause) and the plan is made
+    again without them, until the rewrite passes; what cannot be left out (a violation no converted function
+    causes) rejects the migration whole (``rejected``: nothing is written)."""
     from .api import analyse_paths
 
     root = root or project_root(paths)
@@ -347,9 +358,37 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
     analysis = run.analysis
     assert analysis is not None
     scope = {s.path for s in discover(paths, config).sources}
-    plan = plan_migration(analysis, scope, config)
-    result = FixResult(plan=plan, left=list(plan.left))
     rewrites = [BY_NAME[n] for n in select] if select else list(PIPELINE)
+    exclude: dict[str, tuple[str, int, str]] = {}
+    for _round in range(_MAX_ROUNDS):
+        plan = plan_migration(analysis, scope, config, exclude)
+        result = _rewrite_plan(run, plan, rewrites, jobs, progress)
+        if not result.changes:
+            break
+        violations = soundness_violations(result, run, config, use_cache, jobs)
+        fresh = {c: why for c, why in _causes(violations, analysis).items() if c not in exclude}
+        if not violations or not fresh:
+            break
+        exclude.update(fresh)
+    if result.changes and result.violations:
+        rejected = {(p, m) for p, m in result.rejected}
+        result.rejected += [(v.path, f"{v.message} (line {v.line})") for v in result.violations
+                            if (v.path, v.message) not in rejected]
+    if not select or "database" in select:
+        try:
+            from .codemods.requirements import update_requirements
+
+            notes: list[str] = []
+            result.requirements = update_requirements(root, _drivers(root, plan), warnings=notes) if result.changes else {}
+            result.warnings += [(str(root), note) for note in notes]
+        except Exception as exc:  # noqa: BLE001
+            result.errors.append((str(root), f"cannot update requirements: {type(exc).__name__}: {exc}"))
+    return result
+
+
+def _rewrite_plan(run, plan: MigrationPlan, rewrites: Sequence[type], jobs: Optional[int], progress: bool) -> FixResult:
+    """Every file's rewrites under ``plan``, each verified on its own (parses, compiles, no undefined name)."""
+    result = FixResult(plan=plan, left=list(plan.left))
     for err in run.result.errors:
         result.errors.append((err.path, err.message))
     db_words = [b"sqlalchemy", b"sqlmodel"]
@@ -400,43 +439,47 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
             except OSError:
                 pass
     verify_imports(result, modules)
-    if result.changes and not result.rejected:
-        reject_new_post_migration_findings(result, run, config, use_cache, jobs)
-    if not select or "database" in select:
-        try:
-            from .codemods.requirements import update_requirements
-
-            notes: list[str] = []
-            result.requirements = update_requirements(root, _drivers(root, plan), warnings=notes) if result.changes else {}
-            result.warnings += [(str(root), note) for note in notes]
-        except Exception as exc:  # noqa: BLE001
-            result.errors.append((str(root), f"cannot update requirements: {type(exc).__name__}: {exc}"))
     return result
 
 
-def reject_new_post_migration_findings(result: FixResult, before, config, use_cache: bool, jobs: Optional[int]) -> None:
-    """The project analysed again as the rewrite would leave it, before anything is written: a post-migration
-    bug (ASM2xx: a coroutine not awaited, ``await`` on a sync method, a lazy load on the loop...) that the
-    rewrite would add to a file it changes rejects the migration, like code that does not compile.
-
-    The findings are kept (``result.after``) for the report of what is still blocking after ``--write``.
-    """
-    from collections import Counter
-
+def soundness_violations(result: FixResult, before, config, use_cache: bool, jobs: Optional[int]) -> list:
+    """The soundness invariant (``soundness.check``) on the project as ``result`` would leave it, before anything
+    is written.  A file whose rewrite was rejected on its own (does not compile, imports what is not there) is a
+    violation caused by its converted functions.  Kept in ``result.violations``, with lines of the original files;
+    the findings in ``result.after`` (the report of what still blocks after ``--write`` reuses them)."""
     from .api import analyse_paths
+    from .soundness import Violation, check, original_line
 
-    changed = {c.path for c in result.changes}
     after = analyse_paths([], config, use_cache=use_cache, jobs=jobs, discovery=before.discovery,
                           overrides={c.path: c.new for c in result.changes})
     result.after = list(after.result.findings)
-    allowed = Counter((f.path, f.code) for f in before.result.findings if f.code.startswith("ASM2"))
-    for f in after.result.findings:
-        if f.path in changed and f.code.startswith("ASM2"):
-            if allowed[(f.path, f.code)] > 0:
-                allowed[(f.path, f.code)] -= 1
-                continue
-            result.rejected.append((f.path, f"the rewrite would introduce {f.code} (line {f.span.line} of the "
-                                            f"rewritten file): {f.message}"))
+    changes = {c.path: (c.old, c.new) for c in result.changes}
+    violations = []
+    for v in check(before.analysis, after.analysis, changes):
+        if v.path in changes:
+            old, new = changes[v.path]
+            v = dataclasses.replace(v, line=original_line(old, new, v.line))
+        violations.append(v)
+    modules = {fs.path: fs.module for fs in before.analysis.project.files}
+    planned = (result.plan.converted | result.plan.make_async) if result.plan is not None else set()
+    for path, why in result.rejected:
+        module = modules.get(path)
+        causes = tuple(sorted(f for f in planned if module is not None and f.rsplit(":", 1)[0] == module))
+        violations.append(Violation("rejected", path, 1, "", causes, f"the rewrite of this file fails: {why}",
+                                    ("rejected", path)))
+    result.violations = violations
+    return violations
+
+
+def _causes(violations: Sequence, analysis) -> dict[str, tuple[str, int, str]]:
+    """cause fid -> (path, line, root cause) for the planner's ``exclude``: only functions of the original
+    project (a function the rewrite adds, such as ``get_async_db``, is no cause)."""
+    out: dict[str, tuple[str, int, str]] = {}
+    for v in violations:
+        for cause in v.causes:
+            if cause in analysis.project.functions and cause not in out:
+                out[cause] = (v.path, v.line, v.message)
+    return out
 
 
 def write_changes(result: FixResult, root: Path) -> None:
