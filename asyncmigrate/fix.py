@@ -367,7 +367,8 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
             break
         violations = soundness_violations(result, run, config, use_cache, jobs)
         fresh = {c: why for c, why in _causes(violations, analysis).items() if c not in exclude}
-        if not violations or not fresh:
+        # a partial pipeline (``--select``) is not made consistent by leaving code out: it is refused with the reason
+        if not violations or not fresh or select:
             break
         exclude.update(fresh)
     if result.changes and result.violations:
@@ -493,8 +494,12 @@ def requirement_diffs(result: FixResult) -> str:
     return "".join(unified_diff(old, new, os.path.relpath(path)) for path, (old, new) in result.requirements.items())
 
 
-def summary_lines(result: FixResult) -> list[str]:
+def summary_lines(result: FixResult, quiet: bool = False) -> list[str]:
+    """The summary on stderr; ``quiet`` keeps what must never go unsaid: what was left for a human, and why
+    nothing was written."""
     lines = []
+    if quiet:
+        return _left_lines(result) + _rejected_lines(result)
     n = len(result.changes) + len(result.requirements)
     lines.append(f"asyncmigrate fix: {n} file(s) to change")
     for change in result.changes:
@@ -504,18 +509,24 @@ def summary_lines(result: FixResult) -> list[str]:
     if result.plan is not None:
         lines.append(f"  {len(result.plan.converted)} function(s) converted to AsyncSession, "
                      f"{len(result.plan.make_async)} made async")
-    left = [str(item) for item in result.left] + [f"{p}: {w}" for p, w in result.warnings]
-    if left:
-        lines.append(f"left for a human ({len(left)}):")
-        lines += [f"  {item}" for item in left]
+    lines += _left_lines(result)
     if result.errors:
         lines.append(f"skipped input ({len(result.errors)}):")
         lines += [f"  {p}: {msg}" for p, msg in result.errors]
-    if result.rejected:
-        lines.append(f"rewrites that failed verification ({len(result.rejected)}); the migration would be "
-                     "inconsistent without them, so --write writes nothing:")
-        lines += [f"  {p}: {msg}" for p, msg in result.rejected]
-    return lines
+    return lines + _rejected_lines(result)
+
+
+def _left_lines(result: FixResult) -> list[str]:
+    left = [str(item) for item in result.left] + [f"{p}: {w}" for p, w in result.warnings]
+    return [f"left for a human ({len(left)}):", *(f"  {item}" for item in left)] if left else []
+
+
+def _rejected_lines(result: FixResult) -> list[str]:
+    if not result.rejected:
+        return []
+    return [f"rewrites that fail verification or the soundness invariant ({len(result.rejected)}), with no converted "
+            "function to leave sync instead; the migration would be inconsistent, so --write writes nothing:",
+            *(f"  {p}: {msg}" for p, msg in result.rejected)]
 
 
 @click.command("fix")
@@ -529,7 +540,8 @@ def summary_lines(result: FixResult) -> list[str]:
               "(default: the directory given, or the nearest one with pyproject.toml/requirements.txt/.git).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--no-cache", is_flag=True)
-@click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no summary on stderr, except what is left for a "
+              "human and why nothing was written.")
 def fix_command(paths, mode, rewrites, root, config_path, no_cache, quiet) -> None:
     """Rewrite blocking sync-SQLAlchemy code to async SQLAlchemy 2.0 (diff by default)."""
     from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED, get_config
@@ -544,9 +556,8 @@ def fix_command(paths, mode, rewrites, root, config_path, no_cache, quiet) -> No
             click.echo(text, nl=False)
     elif mode == "write" and not result.rejected:
         write_changes(result, root_path or project_root(paths))
-    if not quiet:
-        for line in summary_lines(result):
-            click.echo(line, err=True)
+    for line in summary_lines(result, quiet):
+        click.echo(line, err=True)
     if mode == "write" and result.changes and not result.rejected:
         remaining = self_check(paths, config, result)
         if remaining and not quiet:

@@ -806,8 +806,9 @@ class Planner:
         the migration: the converted functions it reaches through calls into what becomes async (what makes it
         async), each with its session component.  Leaving the group sync leaves the cause sync."""
         out = []
+        taken = set(excluded)
         for cause in sorted(self.exclude):
-            if cause not in self.project.functions or cause in excluded:
+            if cause not in self.project.functions or cause in taken:
                 continue
             roots: set[str] = set()
             seen = {cause}
@@ -823,8 +824,9 @@ class Planner:
             group: set[str] = set()
             for r in roots:
                 group |= self.component(r, converted) | {r}
-            group -= excluded
+            group -= taken
             if group:
+                taken |= group
                 out.append((cause, group))
         return out
 

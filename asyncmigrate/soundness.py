@@ -148,6 +148,12 @@ def raw_violations(analysis: Analysis, paths: Optional[set[str]] = None) -> list
             recv = p.receiver(func[1], fid) if method else None
             callee = p.callee(call, fid)
             callee_fn = p.functions[callee].summary if callee in p.functions else None
+            if method in _SQL_METHODS and is_async_session(recv) and _string_sql(call) \
+                    and (recv[1] != "name-only" or s.is_async):
+                out.append(Violation("async-session-sync-use", path, line, fid, (fid,),
+                                     f"`{expr_text(func)}()` is given plain-string SQL, which an AsyncSession "
+                                     "rejects (ArgumentError: wrap it in text())",
+                                     ("string-sql", fid, method)))
             if call.awaited:
                 if method and is_session(recv):
                     out.append(Violation("await-sync", path, line, fid, (fid,),
@@ -158,20 +164,12 @@ def raw_violations(analysis: Analysis, paths: Optional[set[str]] = None) -> list
                     out.append(Violation("await-sync", path, line, fid, (fid, callee),
                                          f"`{call.snippet}` is awaited, but `{callee_fn.qualname}` is a plain def",
                                          ("await-callee", fid, callee)))
-                elif call.context_manager == "with":
-                    out.append(Violation("async-session-sync-use", path, line, fid, (fid, *([callee] if callee else [])),
-                                         f"`with await {call.snippet}` enters an awaited result with a plain `with`",
-                                         ("with-await", fid, call.snippet)))
                 continue
             if method and is_async_session(recv) and (recv[1] != "name-only" or s.is_async):
                 if method in facts.SYNC_ONLY_SESSION_METHODS:
                     out.append(Violation("async-session-sync-use", path, line, fid, (fid,),
                                          f"`{expr_text(func[1])}.{method}()` does not exist on the AsyncSession "
                                          f"`{expr_text(func[1])}` becomes", ("sync-only", fid, method)))
-                elif method in _SQL_METHODS and _string_sql(call):
-                    out.append(Violation("async-session-sync-use", path, line, fid, (fid,),
-                                         f"`{call.snippet}` passes plain-string SQL; an AsyncSession needs text()",
-                                         ("string-sql", fid, method)))
             if call.context_manager == "with":
                 value = p.value(("c", func), fid) if func else None
                 if value == ("afactory",) or is_async_session(value):
@@ -194,6 +192,15 @@ def raw_violations(analysis: Analysis, paths: Optional[set[str]] = None) -> list
                                          f"`{call.snippet}` is not awaited and `{expr_text(base) or 'super()'}` may be "
                                          f"an instance of a class whose `{method}` is a coroutine function",
                                          ("unknown-receiver", fid, method)))
+        for b in s.bindings:
+            # ``with await new_session() as s``: what a coroutine returns (an AsyncSession) entered with a plain
+            # ``with`` (class 15: an AsyncSession has no ``__enter__``)
+            if b.kind == "with" and b.value and b.value[0] == "aw" and b.value[1] and b.value[1][0] == "c":
+                callee = _callee_of(analysis, b.value[1][1], fid)
+                out.append(Violation("async-session-sync-use", path, b.value_span.line, fid,
+                                     (fid, *([callee] if callee else [])),
+                                     f"`with await {expr_text(b.value[1][1]) or '...'}()` enters what a coroutine "
+                                     "returns with a plain `with`", ("with-await", fid, b.name)))
     for finding in analysis.result.findings:
         if paths is not None and finding.path not in paths:
             continue
@@ -207,6 +214,11 @@ def raw_violations(analysis: Analysis, paths: Optional[set[str]] = None) -> list
                                  or ((fid,) if fid else ()), f"{finding.code} {finding.message} (blocks the loop)",
                                  ("loop", fid, finding.code)))
     return out
+
+
+def _callee_of(analysis: Analysis, func, fid: str) -> Optional[str]:
+    v = analysis.project.value(func, fid)
+    return v[1] if v and v[0] == "func" else v[2] if v and v[0] == "method" else None
 
 
 def _session_argument(analysis: Analysis, call: CallSite, fid: str) -> bool:
