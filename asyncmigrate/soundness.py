@@ -131,10 +131,13 @@ def raw_violations(analysis: Analysis, paths: Optional[set[str]] = None) -> list
     p = analysis.project
     out: list[Violation] = []
     async_methods: dict[str, list[str]] = {}
+    sync_functions: set[str] = set()
     for fid, fn in p.functions.items():
         s = fn.summary
         if s.is_async and s.class_qualname and s.kind in ("method", "classmethod", "staticmethod"):
             async_methods.setdefault(s.name, []).append(fid)
+        elif not s.is_async:
+            sync_functions.add(s.name)
     for fid, fn in p.functions.items():
         if paths is not None and fn.file.path not in paths:
             continue
@@ -184,14 +187,22 @@ def raw_violations(analysis: Analysis, paths: Optional[set[str]] = None) -> list
                 out.append(Violation("coroutine-unawaited", path, line, fid, (callee,),
                                      f"`{expr_text(func) or callee_fn.qualname}()` is a coroutine function, called "
                                      f"without await {where}", ("unawaited", fid, callee)))
-            elif callee is None and method in async_methods and not _handed_over(call, s.calls, analysis, fid):
+            elif callee is None and method and not _handed_over(call, s.calls, analysis, fid):
                 base = func[1]
                 via_super = base is not None and base[0] == "c" and base[1] == ("n", "super")
-                if (via_super or p.value(base, fid) is None) and (via_super or _session_argument(analysis, call, fid)):
+                shown = f"{expr_text(base) or 'super()'}.{method}()"
+                if not (via_super or p.value(base, fid) is None):
+                    continue
+                if method in async_methods and (via_super or _session_argument(analysis, call, fid)):
                     out.append(Violation("unknown-receiver", path, line, fid, tuple(sorted(async_methods[method])),
-                                         f"`{call.snippet}` is not awaited and `{expr_text(base) or 'super()'}` may be "
-                                         f"an instance of a class whose `{method}` is a coroutine function",
+                                         f"`{shown}` is not awaited, and its receiver, whose type is not known, may "
+                                         f"be an instance of a class whose `{method}` is a coroutine function",
                                          ("unknown-receiver", fid, method)))
+                elif method in sync_functions and _session_argument(analysis, call, fid, only_async=True):
+                    out.append(Violation("unknown-receiver", path, line, fid, (fid,),
+                                         f"an AsyncSession is handed to `{shown}`, whose receiver's type is not known: "
+                                         f"it may be a project method `{method}` that uses the session synchronously",
+                                         ("async-session-to-unknown", fid, method)))
         for b in s.bindings:
             # ``with await new_session() as s``: what a coroutine returns (an AsyncSession) entered with a plain
             # ``with`` (class 15: an AsyncSession has no ``__enter__``)
@@ -221,10 +232,10 @@ def _callee_of(analysis: Analysis, func, fid: str) -> Optional[str]:
     return v[1] if v and v[0] == "func" else v[2] if v and v[0] == "method" else None
 
 
-def _session_argument(analysis: Analysis, call: CallSite, fid: str) -> bool:
+def _session_argument(analysis: Analysis, call: CallSite, fid: str, only_async: bool = False) -> bool:
     for arg in (*call.args, *(v for _, v in call.kwargs)):
         v = analysis.project.value(arg, fid) if arg is not None else None
-        if is_session(v) or is_async_session(v):
+        if is_async_session(v) or (is_session(v) and not only_async):
             return True
     return False
 
