@@ -151,6 +151,11 @@ def raw_violations(analysis: Analysis, paths: Optional[set[str]] = None) -> list
             recv = p.receiver(func[1], fid) if method else None
             callee = p.callee(call, fid)
             callee_fn = p.functions[callee].summary if callee in p.functions else None
+            if callee_fn is not None and (call.args or call.kwargs):
+                for prm, av, pv in _session_pairs(analysis, call, fid, callee):
+                    out.append(Violation("session-mismatch", path, line, fid, (fid, callee),
+                                         f"`{expr_text(func)}()` is given {_kind(av)} for `{prm}`, which is "
+                                         f"{_kind(pv)} in `{callee_fn.qualname}`", ("mismatch", fid, callee, prm)))
             if method in _SQL_METHODS and is_async_session(recv) and _string_sql(call) \
                     and (recv[1] != "name-only" or s.is_async):
                 out.append(Violation("async-session-sync-use", path, line, fid, (fid,),
@@ -225,6 +230,30 @@ def raw_violations(analysis: Analysis, paths: Optional[set[str]] = None) -> list
                                  or ((fid,) if fid else ()), f"{finding.code} {finding.message} (blocks the loop)",
                                  ("loop", fid, finding.code)))
     return out
+
+
+def _kind(v) -> str:
+    return "an AsyncSession" if is_async_session(v) else "a sync Session"
+
+
+def _session_pairs(analysis: Analysis, call: CallSite, fid: str, callee: str):
+    """``(parameter, argument value, parameter value)`` where a session of one kind is handed to a parameter that
+    holds the other kind (a sync session given to converted code, an AsyncSession to code that stays sync)."""
+    p = analysis.project
+    params = p.functions[callee].summary.params
+    positional = [prm for prm in params if prm.index >= 0]
+    offset = p._bound_offset(call, fid, callee)
+    by_name = {prm.name: prm for prm in params}
+    pairs = [(positional[i + offset], arg) for i, arg in enumerate(call.args) if i + offset < len(positional)]
+    pairs += [(by_name[name], arg) for name, arg in call.kwargs if name in by_name]
+    for prm, arg in pairs:
+        if arg is None:
+            continue
+        av, pv = p.value(arg, fid), p.param_value(callee, prm)
+        if "name-only" in (av and av[1], pv and pv[1]):
+            continue
+        if (is_session(av) and is_async_session(pv)) or (is_async_session(av) and is_session(pv)):
+            yield prm.name, av, pv
 
 
 def _callee_of(analysis: Analysis, func, fid: str) -> Optional[str]:
