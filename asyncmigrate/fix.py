@@ -363,7 +363,7 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
     for _round in range(_MAX_ROUNDS):
         plan = plan_migration(analysis, scope, config, exclude)
         result = _rewrite_plan(run, plan, rewrites, jobs, progress)
-        if not result.changes:
+        if not result.changes and not result.rejected:
             break
         violations = soundness_violations(result, run, config, use_cache, jobs)
         fresh = {c: why for c, why in _causes(violations, analysis).items() if c not in exclude}
@@ -371,7 +371,7 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
         if not violations or not fresh or select:
             break
         exclude.update(fresh)
-    if result.changes and result.violations:
+    if result.violations:
         rejected = {(p, m) for p, m in result.rejected}
         result.rejected += [(v.path, f"{v.message} (line {v.line})") for v in result.violations
                             if (v.path, v.message) not in rejected]
@@ -464,12 +464,27 @@ def soundness_violations(result: FixResult, before, config, use_cache: bool, job
     modules = {fs.path: fs.module for fs in before.analysis.project.files}
     planned = (result.plan.converted | result.plan.make_async) if result.plan is not None else set()
     for path, why in result.rejected:
+        why = _root_cause(result, why)
         module = modules.get(path)
         causes = tuple(sorted(f for f in planned if module is not None and f.rsplit(":", 1)[0] == module))
         violations.append(Violation("rejected", path, 1, "", causes, f"the rewrite of this file fails: {why}",
                                     ("rejected", path)))
     result.violations = violations
     return violations
+
+
+def _root_cause(result: FixResult, why: str) -> str:
+    """A file rejected because it would use an async twin (``AsyncSessionLocal``...) that the database rewrite did
+    not define: name why it did not (``create_engine() ... has no URL argument``), not the symptom."""
+    plan = result.plan
+    names = FilePlan()
+    if plan is None or plan.database is None or not any(
+            f" {twin}" in why for twin in (names.async_engine, names.async_session_factory, names.async_dependency)):
+        return why
+    notes = [w for p, w in result.warnings if p == plan.database.path]
+    if not notes:
+        return why
+    return f"{plan.database.path} gets no async engine or session factory ({'; '.join(notes)}), so {why}"
 
 
 def _causes(violations: Sequence, analysis) -> dict[str, tuple[str, int, str]]:
@@ -524,8 +539,9 @@ def _left_lines(result: FixResult) -> list[str]:
 def _rejected_lines(result: FixResult) -> list[str]:
     if not result.rejected:
         return []
-    return [f"rewrites that fail verification or the soundness invariant ({len(result.rejected)}), with no converted "
-            "function to leave sync instead; the migration would be inconsistent, so --write writes nothing:",
+    return [f"rewrites that failed verification ({len(result.rejected)}): they do not compile or break the soundness "
+            "invariant, and no converted function can be left sync instead; the migration would be inconsistent, so "
+            "--write writes nothing:",
             *(f"  {p}: {msg}" for p, msg in result.rejected)]
 
 

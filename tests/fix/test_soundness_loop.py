@@ -97,3 +97,21 @@ def test_a_violation_no_function_causes_rejects_the_migration(tmp_path: Path, mo
     assert "--write writes nothing" in proc.stderr
     assert any("app/database.py" in line and "`from .engines import make`" in line for line in proc.stderr.splitlines()), \
         proc.stderr
+
+
+def test_the_root_cause_is_named_not_the_symptom(tmp_path: Path, monkeypatch) -> None:
+    """Class 18: ``create_engine(**options)`` gets no async twin, so code that would use ``AsyncSessionLocal`` /
+    ``get_async_db`` stays sync (it used to reject the whole migration with "would import AsyncSessionLocal from
+    app.database, which does not define it"); the report says why the twin is missing."""
+    root = _tree(tmp_path, "engine_without_url")
+    before = _snapshot(root)
+    monkeypatch.chdir(root)
+
+    proc = CliRunner().invoke(main, ["fix", ".", "--write", "--no-cache", "-q"])
+
+    assert proc.exit_code == 0, proc.output
+    assert _snapshot(root)["app/other.py"] == before["app/other.py"]
+    assert _snapshot(root)["app/healthy.py"] == before["app/healthy.py"]
+    for where in ("app/other.py:", "app/healthy.py:"):
+        line = next(line for line in proc.stderr.splitlines() if line.strip().startswith(where))
+        assert "create_engine() for engine has no URL argument" in line and "left on the sync session" in line, line
