@@ -26,6 +26,7 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "soundness"
 CASES = {
     "module_level_call": (["app/main.py"], "app/main.py:24", "`seed()` is a coroutine function, called without await "
                                                               "at import time"),
+    "generic_instance": (["app/routes.py"], "app/routes.py:12", "`crud.item.remove()` is not awaited"),
     "super_call": (["app/repos.py", "app/routes.py"], "app/repos.py:16", "super().save()"),
     "unknown_receiver": (["app/config.py", "app/routes.py"], "app/routes.py:13", "`conf.remove()` is not awaited"),
     "string_sql": (["app/health.py"], "app/health.py:12", "plain-string SQL"),
