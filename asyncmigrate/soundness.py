@@ -226,10 +226,30 @@ def raw_violations(analysis: Analysis, paths: Optional[set[str]] = None) -> list
                                  f"{finding.code} {finding.message}", ("asm2", fid, finding.code)))
         elif finding.severity == BLOCKS_LOOP and not finding.code.startswith("ASM0"):
             chain = tuple(_display_fids(analysis).get(d, "") for d in finding.chain)
+            if chain and chain[0] and _own_loop(analysis, chain[0]):
+                continue  # a script's ``asyncio.run(main())``: nothing else runs on that loop to be blocked
             out.append(Violation("blocks-loop", finding.path, finding.span.line, fid, tuple(c for c in chain if c)
                                  or ((fid,) if fid else ()), f"{finding.code} {finding.message} (blocks the loop)",
                                  ("loop", fid, finding.code)))
     return out
+
+
+#: what starts a loop of its own for the coroutine handed to it
+_LOOP_RUNNERS = frozenset({"asyncio.run", "anyio.run", "asyncio.runners.run"})
+
+
+def _own_loop(analysis: Analysis, fid: str) -> bool:
+    """``fid`` is only ever run by ``asyncio.run(fid())`` (a script's entry point): it has a loop to itself."""
+    p = analysis.project
+    callers = analysis.graph.callers.get(fid, ())
+    if not callers:
+        return False
+    for caller, call in callers:
+        calls = p.functions[caller].summary.calls
+        if not any(other is not call and within(call.span, other.span) and ("c", call.func) in other.args
+                   and (p.call_target(other, caller) or ("", ""))[1] in _LOOP_RUNNERS for other in calls):
+            return False
+    return True
 
 
 def _kind(v) -> str:
