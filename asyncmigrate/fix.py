@@ -487,11 +487,17 @@ def _root_cause(result: FixResult, why: str) -> str:
     return f"{plan.database.path} gets no async engine or session factory ({'; '.join(notes)}), so {why}"
 
 
+_CAUSE_ORDER = ("coroutine-unawaited", "unknown-receiver", "await-sync", "async-session-sync-use", "rejected", "import",
+                "post-migration", "blocks-loop", "session-mismatch")
+
+
 def _causes(violations: Sequence, analysis) -> dict[str, tuple[str, int, str]]:
     """cause fid -> (path, line, root cause) for the planner's ``exclude``: only functions of the original
     project (a function the rewrite adds, such as ``get_async_db``, is no cause)."""
     out: dict[str, tuple[str, int, str]] = {}
-    for v in violations:
+    # where one cause has several violations, the most direct one names it (a test that calls a coroutine
+    # function without await, rather than the sync session it also passes)
+    for v in sorted(violations, key=lambda v: _CAUSE_ORDER.index(v.kind) if v.kind in _CAUSE_ORDER else 99):
         for cause in v.causes:
             if cause in analysis.project.functions and cause not in out:
                 out[cause] = (v.path, v.line, v.message)

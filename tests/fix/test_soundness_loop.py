@@ -33,7 +33,7 @@ CASES = {
     "session_factory_function": (["app/jobs.py"], "app/jobs.py:16", "`with await new_session()`"),
     "query_in_classmethod": (["app/lookup.py"], "app/lookup.py:18", "`db.query()` does not exist on the AsyncSession"),
     "test_calls_converted": (["app/crud.py", "app/routes.py", "tests/test_crud.py"], "tests/test_crud.py:7",
-                             "`crud.create_item()`"),
+                             "called without await from test `test_create_item`"),
 }
 
 
