@@ -355,7 +355,10 @@ def import_violations(analysis: Analysis, changes: Mapping[str, tuple[bytes, byt
                 spelled = "." * level + module
             else:
                 spelled = module
-                if module in p.modules or module.split(".", 1)[0] in tops:
+                target = p.find_module(module)  # also under another package root (``backend.app.database``)
+                if target is not None:
+                    problem = _missing(p, target, name, relative=False)
+                elif module.split(".", 1)[0] in tops:
                     problem = _missing(p, module, name, relative=False)
                 elif module.rsplit(".", 1)[-1] in suffixes or module.split(".", 1)[0] in suffixes:
                     problem = "is a project module imported from the wrong package root (ModuleNotFoundError)"

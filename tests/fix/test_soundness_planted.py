@@ -152,3 +152,15 @@ def test_pre_existing_problems_are_not_blamed_on_the_rewrite(rewrite) -> None:
     legacy = "async def ping():\n    pass\n\n\ndef boot():\n    ping()\n"
 
     assert _violations({**before, "app/legacy.py": legacy}, {**after, "app/legacy.py": legacy}) == []
+
+
+def test_imports_resolve_under_another_package_root(rewrite) -> None:
+    """The project analysed from a parent directory (modules ``backend.app.*``, imports ``app.*``): the correct
+    rewrite's imports still resolve, and one spelled from the wrong root is still rejected."""
+    before, after = rewrite
+    moved_before = {f"backend/{p}": t for p, t in before.items()}
+    moved_after = {f"backend/{p}": t for p, t in after.items()}
+
+    assert _violations(moved_before, moved_after) == []
+    planted = {**moved_after, "backend/app/routes.py": "from database import get_async_db\n" + moved_after["backend/app/routes.py"]}
+    assert [v.kind for v in _violations(moved_before, planted)] == ["import"]
