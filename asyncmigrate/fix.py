@@ -5,8 +5,14 @@ libcst and compiled before anything is written; writes go to a temporary file
 in the same directory and replace the original with ``os.replace`` (a file is
 either old or new, never half-written), keeping its permissions, encoding and
 newline style (libcst round-trips both).  ``--diff`` and ``--check`` never
-write.  After ``--write`` the changed tree is rescanned: blocking calls left
-on the loop are listed unless the summary already reported them.
+write.
+
+Soundness (``soundness.py``): before anything is written, the project is
+analysed as the rewrite leaves it; what breaks the invariant leaves the
+components that cause it on the sync session (reported with the cause) and
+the plan is made again without them, until the rewrite passes (``run_fix``).
+After ``--write`` the blocking calls left on the loop are listed unless the
+summary already reported them.
 """
 
 from __future__ import annotations
