@@ -9,7 +9,6 @@ that passes the soundness invariant (``result.violations`` is empty when nothing
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 

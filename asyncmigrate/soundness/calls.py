@@ -1,89 +1,31 @@
-"""The soundness invariant of ``fix``: what the rewritten project must satisfy before anything is written.
+"""The soundness checks on one analysed project: awaits, sessions, coroutine calls, post-migration and
+blocks-loop findings (``asyncmigrate/soundness/__init__.py`` says what each kind means).
 
-``fix`` analyses the project as the rewrite leaves it with the same session
-analysis ``scan`` uses (:func:`~asyncmigrate.analysis.findings.analyze`) and
-compares it with the original.  Each check below looks at *one* analysed
-project; :func:`check` keeps what the rewritten project has and the original
-did not (counted per function, so pre-existing code is never blamed), plus the
-checks that are relative by nature (added imports, new blocks-loop findings).
-A check works on the analysed result, not on what a rewrite meant to do, so a
-rewrite with a bug is caught too (``tests/fix/test_soundness.py`` plants each
-class into a correct rewrite).
-
-* ``await-sync``: ``await`` on something that is not awaitable: a method of a
-  *sync* session, a sync method of an ``AsyncSession`` (``add``), a project
-  function that is a plain ``def``;
-* ``async-session-sync-use``: an ``AsyncSession`` used synchronously: a
-  coroutine method not awaited (ASM201), a method only the sync ``Session`` has
-  (``query``), plain-string SQL given to ``execute`` (``ArgumentError``), a
-  session from an awaited call or an async factory entered with a plain ``with``;
-* ``coroutine-unawaited``: a project coroutine function called without
-  ``await`` from code that cannot await it (module level, a ``def`` left sync,
-  ``super().m()``, a test) or dropped; handing the coroutine to a loop scheduler
-  (``asyncio.run``, ``create_task``...) is fine;
-* ``unknown-receiver``: a call, not awaited, of a method that is a coroutine
-  function somewhere in the project, on a receiver the analysis cannot type
-  (``conf.remove(db)``, ``super().save(db)``), when it is given a session or is
-  made through ``super()``: it may be the converted class (issue 9, class 17);
-* ``post-migration``: any other ASM2xx finding the original did not have;
-* ``blocks-loop``: a blocks-loop finding the original did not have (thread-pool
-  work moved onto the loop, class 16);
-* ``import``: an import the rewrite adds that does not resolve in the project
-  (a project module spelled from the wrong root, a relative import past the
-  package, a name the target module does not define).
-
-Each :class:`Violation` names the functions whose conversion causes it
-(``causes``): ``fix`` leaves their session component, closed under calls,
-for a human and plans again (``migration.Planner`` ``exclude``).
+Applied to the original and to the rewrite alike; :func:`~asyncmigrate.soundness.check` keeps what only the
+rewrite has.
 """
 
 from __future__ import annotations
 
 import ast
-import difflib
-import sys
-from collections import Counter
-from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional
+from typing import Iterable, Optional
 
-from . import facts
-from .analysis.findings import Analysis
-from .analysis.index import MODULE_SCOPE, expr_text
-from .analysis.orm import within
-from .analysis.paths import is_test_file
-from .analysis.sessions import is_async_session, is_session
-from .model import BLOCKS_LOOP, CallSite
+from .. import facts
+from ..analysis.findings import Analysis
+from ..analysis.index import MODULE_SCOPE, expr_text
+from ..analysis.orm import within
+from ..analysis.paths import is_test_file
+from ..analysis.sessions import is_async_session, is_session
+from ..model import BLOCKS_LOOP, CallSite
+from .model import Violation
 
 #: methods of a callee whose argument a coroutine may be handed to (it is then run, not dropped)
 _SCHEDULER_METHODS = frozenset({"run", "create_task", "ensure_future", "gather", "wait_for", "shield",
                                 "run_until_complete", "run_coroutine_threadsafe", "start_soon", "start"})
 #: SQL-taking coroutine methods: a plain ``str`` first argument raises ``ArgumentError`` (SQLALCHEMY_ASYNC.md §2)
 _SQL_METHODS = frozenset({"execute", "scalar", "scalars", "stream", "stream_scalars"})
-#: packages the rewrites import from that a migrated project depends on (the project's own requirements, or
-#: those ``fix`` adds): they need not be installed where ``fix`` runs
-_DEPENDENCY_PACKAGES = frozenset({"fastapi", "starlette", "anyio", "pytest", "pytest_asyncio", "httpx", "greenlet",
-                                  "aiosqlite", "asyncpg", "aiomysql", "asyncmy", "psycopg"}) | facts.SQLALCHEMY_PACKAGES
 
 
-@dataclass(frozen=True)
-class Violation:
-    kind: str
-    path: str
-    #: line in the analysed (rewritten) file
-    line: int
-    #: ``module:qualname`` of the function where it shows ("" when it is not inside one)
-    fid: str
-    #: ``module:qualname`` of the functions whose conversion causes it (their components are left sync)
-    causes: tuple[str, ...]
-    message: str
-    #: what identifies it regardless of line numbers (compared between the original and the rewrite)
-    key: tuple = ()
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
-
-
-# ------------------------------------------------------------------------------------------ one project
 def _handed_over(call: CallSite, calls: Iterable[CallSite], analysis: Analysis, fid: str) -> bool:
     """``call`` is an argument of a call that runs it later (``asyncio.run(main())``, ``loop.create_task(...)``)."""
     mine = ("c", call.func)
@@ -303,130 +245,3 @@ def _display_fids(analysis: Analysis) -> dict[str, str]:
     if memo is None:
         memo = analysis.__dict__["_soundness_display"] = {fn.display: fid for fid, fn in analysis.project.functions.items()}
     return memo
-
-
-# ------------------------------------------------------------------------------------------ imports
-def _top_level_names(fs) -> set[str]:
-    names = {n for n, _ in fs.module_scope.assigns} | {a for a, _ in fs.imports}
-    names |= {f.qualname for f in fs.functions if "." not in f.qualname}
-    names |= {c.qualname for c in fs.classes if "." not in c.qualname}
-    return names
-
-
-def _imports(data: bytes) -> Optional[set[tuple[int, str, str]]]:
-    try:
-        tree = ast.parse(data)
-    except (SyntaxError, ValueError):
-        return None
-    out: set[tuple[int, str, str]] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            out.update((node.level, node.module or "", a.name) for a in node.names)
-        elif isinstance(node, ast.Import):
-            out.update((0, a.name, "") for a in node.names)
-    return out
-
-
-def import_violations(analysis: Analysis, changes: Mapping[str, tuple[bytes, bytes]]) -> list[Violation]:
-    """Imports in the rewritten files (``changes``: path -> (old, new)) that the original did not have and that
-    do not resolve in the project as the rewrite leaves it."""
-    p = analysis.project
-    by_path = {fs.path: fs for fs in p.files}
-    suffixes = {fs.module.rsplit(".", 1)[-1] for fs in p.files}
-    tops = {fs.module.split(".", 1)[0] for fs in p.files}
-    out: list[Violation] = []
-    for path, (old, new) in sorted(changes.items()):
-        fs = by_path.get(path)
-        added = (_imports(new) or set()) - (_imports(old) or set())
-        if fs is None or not added:
-            continue
-        causes = tuple(sorted(f"{fs.module}:{f.qualname}" for f in fs.functions))
-        package = fs.module if fs.is_package else fs.module.rpartition(".")[0]
-        for level, module, name in sorted(added):
-            problem = None
-            if level:
-                parts = package.split(".") if package else []
-                if level - 1 > len(parts) or (level - 1 == len(parts) and not module):
-                    problem = "goes beyond the top-level package"
-                else:
-                    base = ".".join(parts[: len(parts) - (level - 1)])
-                    target = ".".join(x for x in (base, module) if x)
-                    problem = _missing(p, target, name, relative=True)
-                spelled = "." * level + module
-            else:
-                spelled = module
-                target = p.find_module(module)  # also under another package root (``backend.app.database``)
-                if target is not None:
-                    problem = _missing(p, target, name, relative=False)
-                elif module.split(".", 1)[0] in tops:
-                    problem = _missing(p, module, name, relative=False)
-                elif module.rsplit(".", 1)[-1] in suffixes or module.split(".", 1)[0] in suffixes:
-                    problem = "is a project module imported from the wrong package root (ModuleNotFoundError)"
-                elif not _importable(module.split(".", 1)[0]):
-                    problem = "names a module that is neither in the project nor installed"
-            if problem:
-                what = f"from {spelled} import {name}" if name else f"import {spelled}"
-                out.append(Violation("import", path, _import_line(new, level, module, name), "", causes,
-                                     f"the rewrite adds `{what}`, which {problem}", ("import", path, what)))
-    return out
-
-
-def _missing(p, target: str, name: str, relative: bool) -> Optional[str]:
-    if target not in p.modules:
-        # a name imported from a package may be a submodule; a missing module is a ModuleNotFoundError
-        return f"resolves to `{target}`, which is not a module of the project"
-    if not name or name == "*" or f"{target}.{name}" in p.modules:
-        return None
-    if name not in _top_level_names(p.modules[target]):
-        return f"names `{name}`, which `{target}` does not define (ImportError)"
-    return None
-
-
-def _importable(top: str) -> bool:
-    if top in sys.stdlib_module_names or top in _DEPENDENCY_PACKAGES:
-        return True
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(top) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _import_line(data: bytes, level: int, module: str, name: str) -> int:
-    try:
-        tree = ast.parse(data)
-    except (SyntaxError, ValueError):
-        return 1
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == level and (node.module or "") == module \
-                and any(a.name == name for a in node.names):
-            return node.lineno
-        if isinstance(node, ast.Import) and not level and any(a.name == module for a in node.names):
-            return node.lineno
-    return 1
-
-
-# ------------------------------------------------------------------------------------------ the comparison
-def check(before: Analysis, after: Analysis, changes: Mapping[str, tuple[bytes, bytes]]) -> list[Violation]:
-    """What the rewritten project (``after``) breaks that the original (``before``) did not."""
-    allowed = Counter(v.key for v in raw_violations(before))
-    out: list[Violation] = []
-    for v in raw_violations(after):
-        if allowed[v.key] > 0:
-            allowed[v.key] -= 1
-            continue
-        out.append(v)
-    out += import_violations(after, changes)
-    return out
-
-
-def original_line(old: bytes, new: bytes, line: int) -> int:
-    """A line of the rewritten file as a line of the original (a changed line: the original it replaced)."""
-    a, b = old.decode("utf-8", "replace").splitlines(), new.decode("utf-8", "replace").splitlines()
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if j1 < line <= j2 or (j1 == j2 == line - 1):
-            if tag == "equal":
-                return i1 + (line - 1 - j1) + 1
-            return min(i1 + min(line - 1 - j1, max(i2 - i1 - 1, 0)) + 1, max(len(a), 1))
-    return line
