@@ -463,7 +463,7 @@ def soundness_violations(result: FixResult, before, config, use_cache: bool, job
     changes = {c.path: (c.old, c.new) for c in result.changes}
     violations = []
     for v in check(before.analysis, after.analysis, changes):
-        if v.path in changes:
+        if v.path in changes and v.kind != "suppressed":  # those are lines of the original already
             old, new = changes[v.path]
             v = dataclasses.replace(v, line=original_line(old, new, v.line))
         violations.append(v)

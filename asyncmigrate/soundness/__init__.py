@@ -28,12 +28,14 @@ class into a correct rewrite).
 * ``post-migration``: any other ASM2xx finding the original did not have;
 * ``blocks-loop``: a blocks-loop finding the original did not have (thread-pool
   work moved onto the loop, class 16);
+* ``suppressed``: a line suppressed with ``# asyncmigrate: ignore[...]`` that the
+  rewrite changes (a human decided about that line);
 * ``import``: an import the rewrite adds that does not resolve in the project
   (a project module spelled from the wrong root, a relative import past the
   package, a name the target module does not define).
 
 Modules: ``calls.py`` (the checks on one analysed project), ``imports.py``
-(added imports), ``model.py`` (:class:`Violation`).
+(added imports), ``suppressions.py`` (suppressed lines), ``model.py`` (:class:`Violation`).
 
 Each :class:`Violation` names the functions whose conversion causes it
 (``causes``): ``fix`` leaves their session component, closed under calls,
@@ -50,8 +52,9 @@ from ..analysis.findings import Analysis
 from .calls import raw_violations
 from .imports import import_violations
 from .model import Violation
+from .suppressions import suppressed_line_violations
 
-__all__ = ["Violation", "check", "import_violations", "original_line", "raw_violations"]
+__all__ = ["Violation", "check", "import_violations", "original_line", "raw_violations", "suppressed_line_violations"]
 
 
 def check(before: Analysis, after: Analysis, changes: Mapping[str, tuple[bytes, bytes]]) -> list[Violation]:
@@ -64,6 +67,7 @@ def check(before: Analysis, after: Analysis, changes: Mapping[str, tuple[bytes, 
             continue
         out.append(v)
     out += import_violations(after, changes)
+    out += suppressed_line_violations(before, changes)
     return out
 
 

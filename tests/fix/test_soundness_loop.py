@@ -31,6 +31,8 @@ CASES = {
     "string_sql": (["app/health.py"], "app/health.py:12", "plain-string SQL"),
     "session_factory_function": (["app/jobs.py"], "app/jobs.py:16", "`with await new_session()`"),
     "query_in_classmethod": (["app/lookup.py"], "app/lookup.py:18", "`db.query()` does not exist on the AsyncSession"),
+    "suppressed_line": (["app/nightly.py"], "app/nightly.py:12", "line 12 is suppressed (`# asyncmigrate: "
+                                                                  "ignore[ASM120]`) and fix does not change it"),
     "test_calls_converted": (["app/crud.py", "app/routes.py", "tests/test_crud.py"], "tests/test_crud.py:7",
                              "called without await from test `test_create_item`"),
 }

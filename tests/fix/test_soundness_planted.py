@@ -164,3 +164,15 @@ def test_imports_resolve_under_another_package_root(rewrite) -> None:
     assert _violations(moved_before, moved_after) == []
     planted = {**moved_after, "backend/app/routes.py": "from database import get_async_db\n" + moved_after["backend/app/routes.py"]}
     assert [v.kind for v in _violations(moved_before, planted)] == ["import"]
+
+
+def test_a_rewritten_suppressed_line_is_rejected(rewrite) -> None:
+    """A line the original suppresses (``# asyncmigrate: ignore[...] reason``) that the rewrite changes."""
+    before, after = rewrite
+    note = "  # asyncmigrate: ignore[ASM120] committed by the nightly job"
+    old = {**before, "app/crud.py": before["app/crud.py"].replace("    db.commit()\n", f"    db.commit(){note}\n", 1)}
+    new = {**after, "app/crud.py": after["app/crud.py"].replace("    await db.commit()\n", f"    await db.commit(){note}\n", 1)}
+
+    found = _violations(old, new)
+
+    assert [(v.kind, v.path, v.causes) for v in found] == [("suppressed", "app/crud.py", ("app.crud:create_item",))]
