@@ -462,7 +462,12 @@ def soundness_violations(result: FixResult, before, config, use_cache: bool, job
     result.after = list(after.result.findings)
     changes = {c.path: (c.old, c.new) for c in result.changes}
     violations = []
-    for v in check(before.analysis, after.analysis, changes):
+    try:
+        found = check(before.analysis, after.analysis, changes)
+    except Exception as exc:  # noqa: BLE001 - an unchecked rewrite is never written
+        found = [Violation("internal", "", 0, "", (), f"internal error in the soundness check: "
+                                                      f"{type(exc).__name__}: {exc}", ("internal",))]
+    for v in found:
         if v.path in changes and v.kind != "suppressed":  # those are lines of the original already
             old, new = changes[v.path]
             v = dataclasses.replace(v, line=original_line(old, new, v.line))

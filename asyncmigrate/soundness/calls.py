@@ -212,9 +212,9 @@ def _session_pairs(analysis: Analysis, call: CallSite, fid: str, callee: str):
         if arg is None:
             continue
         av, pv = p.value(arg, fid), p.param_value(callee, prm)
-        if "name-only" in (av and av[1], pv and pv[1]):
+        if not ((is_session(av) and is_async_session(pv)) or (is_async_session(av) and is_session(pv))):
             continue
-        if (is_session(av) and is_async_session(pv)) or (is_async_session(av) and is_session(pv)):
+        if "name-only" not in (av[1], pv[1]):
             yield prm.name, av, pv
 
 
