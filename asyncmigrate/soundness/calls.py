@@ -138,7 +138,7 @@ def raw_violations(analysis: Analysis, paths: Optional[set[str]] = None) -> list
                 base = func[1]
                 via_super = base is not None and base[0] == "c" and base[1] == ("n", "super")
                 shown = f"{expr_text(base) or 'super()'}.{method}()"
-                if not (via_super or p.value(base, fid) is None):
+                if not (via_super or _untyped(analysis, base, method, fid)):
                     continue
                 if method in async_methods and (via_super or _session_argument(analysis, call, fid)):
                     out.append(Violation("unknown-receiver", path, line, fid, tuple(sorted(async_methods[method])),
@@ -192,6 +192,19 @@ def _own_loop(analysis: Analysis, fid: str) -> bool:
                    and (p.call_target(other, caller) or ("", ""))[1] in _LOOP_RUNNERS for other in calls):
             return False
     return True
+
+
+def _untyped(analysis: Analysis, base, method: str, fid: str) -> bool:
+    """The receiver's type is not known, or is a project class in which ``method`` is not found (a base class the
+    analysis cannot follow, such as ``CRUDBase[User, UserCreate, UserUpdate]``): the call may reach any
+    project method of that name."""
+    p = analysis.project
+    v = p.value(base, fid)
+    if v is None:
+        return True
+    if v[0] in ("instance", "class") and v[1] in p.classes:
+        return p.find_method(v[1], method) is None
+    return False
 
 
 def _kind(v) -> str:
