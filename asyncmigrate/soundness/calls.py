@@ -137,7 +137,7 @@ def raw_violations(analysis: Analysis, paths: Optional[set[str]] = None) -> list
             elif callee is None and method and not _handed_over(call, s.calls, analysis, fid):
                 base = func[1]
                 via_super = base is not None and base[0] == "c" and base[1] == ("n", "super")
-                shown = f"{expr_text(base) or 'super()'}.{method}()"
+                shown = f"{expr_text(base) or ('super()' if via_super else '(...)')}.{method}()"
                 if not (via_super or _untyped(analysis, base, method, fid)):
                     continue
                 if method in async_methods and (via_super or _session_argument(analysis, call, fid)):

@@ -104,6 +104,11 @@ PLANTS = [
     ("unknown-receiver", "app/crud.py", _append(
         "\n\nclass Store:\n    async def remove(self, db):\n        await db.commit()\n\n\n"
         "async def drop(conf, db: AsyncSession):\n    conf.remove(db)\n"), "unknown-receiver", "`conf.remove()`"),
+    ("generic-base", "app/crud.py", _append(
+        "\n\nclass Fetcher:\n    def fetch(self, db):\n        return db.query(Item).all()\n\n\n"
+        "class Typed(Fetcher[int]):\n    pass\n\n\nrepo = Typed()\n\n\n"
+        "async def use_typed(db: AsyncSession):\n    return repo.fetch(db)\n"), "unknown-receiver",
+     "an AsyncSession is handed to `repo.fetch()`"),
     # class 15: what a coroutine returns entered with a plain ``with``
     ("with-await", "app/crud.py", _append(
         "\n\nasync def make_session(db):\n    return db\n\n\nasync def use_it(db):\n"
