@@ -87,6 +87,8 @@ class FixResult:
     after: Optional[list] = None
     #: what the rewrite breaks (``soundness.Violation``) in the last round: non-empty means nothing is written
     violations: list = field(default_factory=list)
+    #: how many times the plan was made (one more per round that left components sync)
+    rounds: int = 1
 
 
 def project_root(paths: Sequence[str]) -> Path:
@@ -366,9 +368,10 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
     scope = {s.path for s in discover(paths, config).sources}
     rewrites = [BY_NAME[n] for n in select] if select else list(PIPELINE)
     exclude: dict[str, tuple[str, int, str]] = {}
-    for _round in range(_MAX_ROUNDS):
+    for rounds in range(1, _MAX_ROUNDS + 1):
         plan = plan_migration(analysis, scope, config, exclude)
         result = _rewrite_plan(run, plan, rewrites, jobs, progress)
+        result.rounds = rounds
         if not result.changes and not result.rejected:
             break
         violations = soundness_violations(result, run, config, use_cache, jobs)
@@ -540,7 +543,9 @@ def summary_lines(result: FixResult, quiet: bool = False) -> list[str]:
         lines.append(f"  {os.path.relpath(path)}: async drivers / sqlalchemy[asyncio]")
     if result.plan is not None:
         lines.append(f"  {len(result.plan.converted)} function(s) converted to AsyncSession, "
-                     f"{len(result.plan.make_async)} made async")
+                     f"{len(result.plan.make_async)} made async"
+                     + (f" (planned {result.rounds} times: what broke the soundness invariant left sync)"
+                        if result.rounds > 1 else ""))
     lines += _left_lines(result)
     if result.errors:
         lines.append(f"skipped input ({len(result.errors)}):")
