@@ -189,6 +189,13 @@ SYNC_20_STYLE_METHODS: Final = frozenset({"execute", "scalar", "scalars", "get",
 #: migration surface (counted, never "blocks-loop").
 SYNC_NON_IO_SESSION_METHODS: Final = frozenset({"add", "add_all", "expunge", "expunge_all"})
 
+#: Methods of the sync ``Session`` that ``AsyncSession`` does not have (``AttributeError`` on a converted session):
+#: ``dir(Session) - dir(AsyncSession)`` on 2.0.58 and 2.1.9.
+SYNC_ONLY_SESSION_METHODS: Final = frozenset(
+    {"query", "bulk_save_objects", "bulk_insert_mappings", "bulk_update_mappings", "enable_relationship_loading",
+     "prepare"}
+)
+
 #: Methods that only a SQLAlchemy session has (the name alone is strong evidence).
 SESSION_ONLY_METHODS: Final = frozenset(
     {"query", "commit", "rollback", "flush", "refresh", "merge", "add_all", "expunge", "scalars", "bulk_save_objects"}

@@ -5,13 +5,20 @@ libcst and compiled before anything is written; writes go to a temporary file
 in the same directory and replace the original with ``os.replace`` (a file is
 either old or new, never half-written), keeping its permissions, encoding and
 newline style (libcst round-trips both).  ``--diff`` and ``--check`` never
-write.  After ``--write`` the changed tree is rescanned: blocking calls left
-on the loop are listed unless the summary already reported them.
+write.
+
+Soundness (``soundness.py``): before anything is written, the project is
+analysed as the rewrite leaves it; what breaks the invariant leaves the
+components that cause it on the sync session (reported with the cause) and
+the plan is made again without them, until the rewrite passes (``run_fix``).
+After ``--write`` the blocking calls left on the loop are listed unless the
+summary already reported them.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import difflib
 import os
 import re
@@ -80,6 +87,10 @@ class FixResult:
     plan: Optional[MigrationPlan] = None
     #: the findings of the whole project as the rewrite leaves it (None: not analysed, e.g. nothing to change)
     after: Optional[list] = None
+    #: what the rewrite breaks (``soundness.Violation``) in the last round: non-empty means nothing is written
+    violations: list = field(default_factory=list)
+    #: how many times the plan was made (one more per round that left components sync)
+    rounds: int = 1
 
 
 def project_root(paths: Sequence[str]) -> Path:
@@ -340,8 +351,16 @@ def _rewrite_all(work: Sequence[tuple[str, bytes, FilePlan]], rewrites: Sequence
         yield results[path]
 
 
+#: rounds of "plan, rewrite, check the invariant, leave the offending components sync" before giving up
+_MAX_ROUNDS = 8
+
+
 def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Optional[Path] = None,
             use_cache: bool = True, jobs: Optional[int] = None, progress: bool = False) -> FixResult:
+    """Plan, rewrite and check the soundness invariant (``soundness.py``) on the project as the rewrite leaves
+    it.  Where it fails, the components that cause it stay sync (reported with the cause) and the plan is made
+    again without them, until the rewrite passes; what cannot be left out (a violation no converted function
+    causes) rejects the migration whole (``rejected``: nothing is written)."""
     from .api import analyse_paths
 
     root = root or project_root(paths)
@@ -349,9 +368,40 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
     analysis = run.analysis
     assert analysis is not None
     scope = {s.path for s in discover(paths, config).sources}
-    plan = plan_migration(analysis, scope, config)
-    result = FixResult(plan=plan, left=list(plan.left))
     rewrites = [BY_NAME[n] for n in select] if select else list(PIPELINE)
+    exclude: dict[str, tuple[str, int, str]] = {}
+    for rounds in range(1, _MAX_ROUNDS + 1):
+        plan = plan_migration(analysis, scope, config, exclude)
+        result = _rewrite_plan(run, plan, rewrites, jobs, progress)
+        result.rounds = rounds
+        if not result.changes and not result.rejected:
+            break
+        violations = soundness_violations(result, run, config, use_cache, jobs)
+        fresh = {c: why for c, why in _causes(violations, analysis).items() if c not in exclude}
+        # a partial pipeline (``--select``) is not made consistent by leaving code out: it is refused with the reason
+        if not violations or not fresh or select:
+            break
+        exclude.update(fresh)
+    if result.violations:
+        rejected = {(p, m) for p, m in result.rejected}
+        result.rejected += [(v.path, f"{v.message} (line {v.line})") for v in result.violations
+                            if (v.path, v.message) not in rejected]
+    if not select or "database" in select:
+        try:
+            from .codemods.requirements import update_requirements
+
+            notes: list[str] = []
+            result.requirements = update_requirements(root, _drivers(root, plan), warnings=notes) if result.changes else {}
+            result.warnings += [(str(root), note) for note in notes]
+        except Exception as exc:  # noqa: BLE001
+            result.errors.append((str(root), f"cannot update requirements: {type(exc).__name__}: {exc}"))
+    confine_writes(result, root)
+    return result
+
+
+def _rewrite_plan(run, plan: MigrationPlan, rewrites: Sequence[type], jobs: Optional[int], progress: bool) -> FixResult:
+    """Every file's rewrites under ``plan``, each verified on its own (parses, compiles, no undefined name)."""
+    result = FixResult(plan=plan, left=list(plan.left))
     for err in run.result.errors:
         result.errors.append((err.path, err.message))
     db_words = [b"sqlalchemy", b"sqlmodel"]
@@ -402,44 +452,73 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
             except OSError:
                 pass
     verify_imports(result, modules)
-    if result.changes and not result.rejected:
-        reject_new_post_migration_findings(result, run, config, use_cache, jobs)
-    if not select or "database" in select:
-        try:
-            from .codemods.requirements import update_requirements
-
-            notes: list[str] = []
-            result.requirements = update_requirements(root, _drivers(root, plan), warnings=notes) if result.changes else {}
-            result.warnings += [(str(root), note) for note in notes]
-        except Exception as exc:  # noqa: BLE001
-            result.errors.append((str(root), f"cannot update requirements: {type(exc).__name__}: {exc}"))
-    confine_writes(result, root)
     return result
 
 
-def reject_new_post_migration_findings(result: FixResult, before, config, use_cache: bool, jobs: Optional[int]) -> None:
-    """The project analysed again as the rewrite would leave it, before anything is written: a post-migration
-    bug (ASM2xx: a coroutine not awaited, ``await`` on a sync method, a lazy load on the loop...) that the
-    rewrite would add to a file it changes rejects the migration, like code that does not compile.
-
-    The findings are kept (``result.after``) for the report of what is still blocking after ``--write``.
-    """
-    from collections import Counter
-
+def soundness_violations(result: FixResult, before, config, use_cache: bool, jobs: Optional[int]) -> list:
+    """The soundness invariant (``soundness.check``) on the project as ``result`` would leave it, before anything
+    is written.  A file whose rewrite was rejected on its own (does not compile, imports what is not there) is a
+    violation caused by its converted functions.  Kept in ``result.violations``, with lines of the original files;
+    the findings in ``result.after`` (the report of what still blocks after ``--write`` reuses them)."""
     from .api import analyse_paths
+    from .soundness import Violation, check, original_line
 
-    changed = {c.path for c in result.changes}
     after = analyse_paths([], config, use_cache=use_cache, jobs=jobs, discovery=before.discovery,
                           overrides={c.path: c.new for c in result.changes})
     result.after = list(after.result.findings)
-    allowed = Counter((f.path, f.code) for f in before.result.findings if f.code.startswith("ASM2"))
-    for f in after.result.findings:
-        if f.path in changed and f.code.startswith("ASM2"):
-            if allowed[(f.path, f.code)] > 0:
-                allowed[(f.path, f.code)] -= 1
-                continue
-            result.rejected.append((f.path, f"the rewrite would introduce {f.code} (line {f.span.line} of the "
-                                            f"rewritten file): {f.message}"))
+    changes = {c.path: (c.old, c.new) for c in result.changes}
+    violations = []
+    try:
+        found = check(before.analysis, after.analysis, changes)
+    except Exception as exc:  # noqa: BLE001 - an unchecked rewrite is never written
+        found = [Violation("internal", "", 0, "", (), f"internal error in the soundness check: "
+                                                      f"{type(exc).__name__}: {exc}", ("internal",))]
+    for v in found:
+        if v.path in changes and v.kind != "suppressed":  # those are lines of the original already
+            old, new = changes[v.path]
+            v = dataclasses.replace(v, line=original_line(old, new, v.line))
+        violations.append(v)
+    modules = {fs.path: fs.module for fs in before.analysis.project.files}
+    planned = (result.plan.converted | result.plan.make_async) if result.plan is not None else set()
+    for path, why in result.rejected:
+        why = _root_cause(result, why)
+        module = modules.get(path)
+        causes = tuple(sorted(f for f in planned if module is not None and f.rsplit(":", 1)[0] == module))
+        violations.append(Violation("rejected", path, 1, "", causes, f"the rewrite of this file fails: {why}",
+                                    ("rejected", path)))
+    result.violations = violations
+    return violations
+
+
+def _root_cause(result: FixResult, why: str) -> str:
+    """A file rejected because it would use an async twin (``AsyncSessionLocal``...) that the database rewrite did
+    not define: name why it did not (``create_engine() ... has no URL argument``), not the symptom."""
+    plan = result.plan
+    names = FilePlan()
+    if plan is None or plan.database is None or not any(
+            f" {twin}" in why for twin in (names.async_engine, names.async_session_factory, names.async_dependency)):
+        return why
+    notes = [w for p, w in result.warnings if p == plan.database.path]
+    if not notes:
+        return why
+    return f"{plan.database.path} gets no async engine or session factory ({'; '.join(notes)}), so {why}"
+
+
+_CAUSE_ORDER = ("coroutine-unawaited", "unknown-receiver", "await-sync", "async-session-sync-use", "rejected", "import",
+                "post-migration", "blocks-loop", "session-mismatch")
+
+
+def _causes(violations: Sequence, analysis) -> dict[str, tuple[str, int, str]]:
+    """cause fid -> (path, line, root cause) for the planner's ``exclude``: only functions of the original
+    project (a function the rewrite adds, such as ``get_async_db``, is no cause)."""
+    out: dict[str, tuple[str, int, str]] = {}
+    # where one cause has several violations, the most direct one names it (a test that calls a coroutine
+    # function without await, rather than the sync session it also passes)
+    for v in sorted(violations, key=lambda v: _CAUSE_ORDER.index(v.kind) if v.kind in _CAUSE_ORDER else 99):
+        for cause in v.causes:
+            if cause in analysis.project.functions and cause not in out:
+                out[cause] = (v.path, v.line, v.message)
+    return out
 
 
 def write_changes(result: FixResult, root: Path) -> None:
@@ -476,8 +555,12 @@ def requirement_diffs(result: FixResult) -> str:
     return "".join(unified_diff(old, new, os.path.relpath(path)) for path, (old, new) in result.requirements.items())
 
 
-def summary_lines(result: FixResult) -> list[str]:
+def summary_lines(result: FixResult, quiet: bool = False) -> list[str]:
+    """The summary on stderr; ``quiet`` keeps what must never go unsaid: what was left for a human, and why
+    nothing was written."""
     lines = []
+    if quiet:
+        return _left_lines(result) + _rejected_lines(result)
     n = len(result.changes) + len(result.requirements)
     lines.append(f"asyncmigrate fix: {n} file(s) to change")
     for change in result.changes:
@@ -490,19 +573,28 @@ def summary_lines(result: FixResult) -> list[str]:
         awaits = sum(awaits_added(c) for c in result.changes)
         if awaits:
             done.append(f"added {_n(awaits, 'await', 'awaits')}")
+        if result.rounds > 1:
+            done.append(f"planned {result.rounds} times (what broke the soundness invariant is left sync)")
         lines.append("  " + ", ".join(done))
-    left = [str(item) for item in result.left] + [f"{p}: {w}" for p, w in result.warnings]
-    if left:
-        lines.append(f"left for a human ({len(left)}):")
-        lines += [f"  {item}" for item in left]
+    lines += _left_lines(result)
     if result.errors:
         lines.append(f"skipped input ({len(result.errors)}):")
         lines += [f"  {p}: {msg}" for p, msg in result.errors]
-    if result.rejected:
-        lines.append(f"rewrites that failed verification ({len(result.rejected)}); the migration would be "
-                     "inconsistent without them, so --write writes nothing:")
-        lines += [f"  {p}: {msg}" for p, msg in result.rejected]
-    return lines
+    return lines + _rejected_lines(result)
+
+
+def _left_lines(result: FixResult) -> list[str]:
+    left = [str(item) for item in result.left] + [f"{p}: {w}" for p, w in result.warnings]
+    return [f"left for a human ({len(left)}):", *(f"  {item}" for item in left)] if left else []
+
+
+def _rejected_lines(result: FixResult) -> list[str]:
+    if not result.rejected:
+        return []
+    return [f"rewrites that failed verification ({len(result.rejected)}): they do not compile or break the soundness "
+            "invariant, and no converted function can be left sync instead; the migration would be inconsistent, so "
+            "--write writes nothing:",
+            *(f"  {p}: {msg}" for p, msg in result.rejected)]
 
 
 @click.command("fix")
@@ -517,7 +609,8 @@ def summary_lines(result: FixResult) -> list[str]:
               "(default: the directory given, or the nearest one with pyproject.toml/requirements.txt/.git).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--no-cache", is_flag=True)
-@click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no summary on stderr, except what is left for a "
+              "human and why nothing was written.")
 def fix_command(paths, diff_flag, write_flag, check_flag, rewrites, root, config_path, no_cache, quiet) -> None:
     """Rewrite blocking sync-SQLAlchemy code to async SQLAlchemy 2.0 (diff by default)."""
     from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED, get_config, named_path_errors
@@ -543,9 +636,8 @@ def fix_command(paths, diff_flag, write_flag, check_flag, rewrites, root, config
             click.echo(coloured_diff(text), nl=False)  # click drops the colours when stdout is not a terminal
     elif mode == "write" and not result.rejected and paths:
         write_changes(result, root_path or project_root(paths))
-    if not quiet:
-        for line in summary_lines(result):
-            click.echo(line, err=True)
+    for line in summary_lines(result, quiet):
+        click.echo(line, err=True)
     if mode == "write" and result.changes and not result.rejected:
         remaining = self_check(paths, config, result)
         if remaining and not quiet:

@@ -97,8 +97,12 @@ def _new_entry(module: str) -> dict:
 
 
 class Planner:
-    def __init__(self, analysis: Analysis, paths: Optional[set[str]], config: Config):
+    def __init__(self, analysis: Analysis, paths: Optional[set[str]], config: Config,
+                 exclude: Optional[dict[str, tuple[str, int, str]]] = None):
         self.analysis = analysis
+        #: cause fid -> (path, line, root cause): the soundness check (``soundness.py``) found that converting it
+        #: breaks the invariant; its component, closed under calls, stays sync (reported there)
+        self.exclude = dict(exclude or {})
         self.project: Project = analysis.project
         self.graph = analysis.graph
         self.paths = paths
@@ -749,7 +753,8 @@ class Planner:
             # A function that cannot be a coroutine (``__init__``, a property, a lambda...) and would have to
             # await on its converted session: it must not receive one, so its whole component stays sync.
             cannot_await = self._cannot_await(converted, make_async)
-            if not stay_sync and not cannot_await:
+            unsound = self._unsound(converted, make_async, excluded)
+            if not stay_sync and not cannot_await and not unsound:
                 break
             self.plan.left = saved_left
             for fid, group, line, name, fn in stay_sync:
@@ -766,6 +771,15 @@ class Planner:
                 others = f", with {len(group) - 1} function(s) sharing its session," if len(group) > 1 else ""
                 self.left(fid, line, f"{why}: left on the sync session{others} (make it a coroutine, or move the "
                           "session work out of it, by hand)")
+            for cause, group in unsound:
+                excluded |= group
+                path, line, why = self.exclude[cause]
+                names = sorted(self.project.functions[g].summary.qualname for g in group)
+                shown = ", ".join(f"`{n}`" for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+                item = LeftForHuman(path, line, f"{why}: left on the sync session: {shown} (they share its "
+                                                f"session or make it async)")
+                if item not in self.plan.left:
+                    self.plan.left.append(item)
         self.plan.converted = converted
         self.plan.make_async = make_async
         db = self.database()
@@ -846,6 +860,35 @@ class Planner:
                 derived_engines=frozenset(derived[path][1]) if path in derived else frozenset(),
             )
         return self.plan
+
+    def _unsound(self, converted: set[str], make_async: set[str], excluded: set[str]) -> list[tuple[str, set[str]]]:
+        """``(cause, group)`` for each cause the soundness check named (``self.exclude``) that is still part of
+        the migration: the converted functions it reaches through calls into what becomes async (what makes it
+        async), each with its session component.  Leaving the group sync leaves the cause sync."""
+        out = []
+        taken = set(excluded)
+        for cause in sorted(self.exclude):
+            if cause not in self.project.functions or cause in taken:
+                continue
+            roots: set[str] = set()
+            seen = {cause}
+            todo = [cause]
+            while todo:
+                f = todo.pop()
+                if f in converted:
+                    roots.add(f)
+                for callee, call in self.graph.edges.get(f, ()):
+                    if callee not in seen and (callee in converted or callee in make_async):
+                        seen.add(callee)
+                        todo.append(callee)
+            group: set[str] = set()
+            for r in roots:
+                group |= self.component(r, converted) | {r}
+            group -= taken
+            if group:
+                taken |= group
+                out.append((cause, group))
+        return out
 
     def _unconvertible_constructions(self) -> set[str]:
         """Functions that build ``Session(e)`` on an engine with no async twin, with those sharing their sessions.
@@ -1118,5 +1161,7 @@ class Planner:
         return db.dotted if db is not None else None
 
 
-def plan_migration(analysis: Analysis, paths: Optional[Iterable[str]], config: Config) -> MigrationPlan:
-    return Planner(analysis, set(paths) if paths is not None else None, config).build()
+def plan_migration(analysis: Analysis, paths: Optional[Iterable[str]], config: Config,
+                   exclude: Optional[dict[str, tuple[str, int, str]]] = None) -> MigrationPlan:
+    """The plan; ``exclude``: cause fid -> (path, line, root cause) that the soundness check found (``fix``)."""
+    return Planner(analysis, set(paths) if paths is not None else None, config, exclude).build()

@@ -188,6 +188,13 @@ def test_session_only_methods_exist_on_session(name: str) -> None:
     assert callable(getattr(Session, name))
 
 
+def test_sync_only_session_methods_are_exactly_those_async_session_lacks() -> None:
+    """What the soundness check calls ``AttributeError`` on a converted session (``soundness.py``)."""
+    lacking = {n for n in dir(Session) if not n.startswith("_") and callable(getattr(Session, n))
+               and not hasattr(AsyncSession, n)}
+    assert facts.SYNC_ONLY_SESSION_METHODS == lacking
+
+
 def test_ambiguous_and_20_style_names_are_session_methods() -> None:
     assert facts.SYNC_20_STYLE_METHODS - {"exec"} <= set(dir(Session))
     assert facts.AMBIGUOUS_METHOD_NAMES <= set(dir(Session))
