@@ -296,6 +296,12 @@ class Project:
             return self.type_value(expr, fid)
         if kind == "dep":
             return self.dependency_value(expr, fid)
+        if kind == "sub":
+            # ``BaseRepository[User]`` / ``CRUDBase[Item, ItemCreate]``: a project class subscripted is its generic
+            # alias, which subclasses and instantiates as the class itself; other subscripts (``rows[0]``,
+            # ``settings["db"]``) are items, not followed
+            base = self.value(expr[1], fid)
+            return base if base is not None and base[0] == "class" else None
         return None
 
     @staticmethod
