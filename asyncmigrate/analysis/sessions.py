@@ -29,6 +29,7 @@ from typing import Iterable, Iterator, Optional
 from .. import facts
 from ..model import CallSite, ClassSummary, Expr, FileSummary, FunctionSummary, Param
 from .index import MODULE_SCOPE
+from .wrappers import Wrappers, find_wrappers
 
 Value = Optional[tuple]
 SESSION, ASESSION = "session", "asession"
@@ -97,6 +98,7 @@ class Project:
         self._targets: dict[int, tuple[Value]] = {}  # id(CallSite) -> (callee value,); summaries outlive it
         self._foreign_memo: dict[tuple, bool] = {}
         self._foreign_stack: set[tuple] = set()
+        self._wrappers: Optional[Wrappers] = None
         self._index()
         #: the name-only fallback needs a SQLAlchemy project (see :meth:`receiver`)
         self.uses_sqlalchemy = self._uses_sqlalchemy()
@@ -607,37 +609,56 @@ class Project:
                 return 0  # Class.method(obj, ...): explicit self
         return 1
 
+    @property
+    def wrappers(self) -> Wrappers:
+        """Decorators whose wrapper calls the decorated function (:mod:`.wrappers`), found once."""
+        if self._wrappers is None:
+            self._wrappers = find_wrappers(self)
+        return self._wrappers
+
+    def _argument_flows(self) -> Iterator[tuple[str, CallSite, str, int]]:
+        """``(caller, call, callee, offset)`` for every call whose arguments reach a project function's parameters.
+
+        A call of a decorated function reaches it through its wrapper, which chooses the arguments
+        (``func(session, *args)``): there the wrapper's own call sites are the ones that bind the parameters.
+        """
+        wrappers = self.wrappers
+        for fid, fn in self.functions.items():
+            for call in fn.summary.calls:
+                if not call.args and not call.kwargs:
+                    continue
+                callee = self.callee(call, fid)
+                if callee is None or wrappers.rebinds(callee):
+                    continue
+                yield fid, call, callee, self._bound_offset(call, fid, callee)
+        for wrapper in wrappers.calls:
+            for callee, call in wrappers.edges(wrapper):
+                yield wrapper, call, callee, 0  # the wrapper calls the plain function: ``self`` comes explicitly
+
     def solve(self, max_rounds: int = 6) -> None:
         """Propagate sessions into parameters from call sites until nothing changes."""
         for _ in range(max_rounds):
             changed = False
-            for fid, fn in self.functions.items():
-                for call in fn.summary.calls:
-                    if not call.args and not call.kwargs:
+            for fid, call, callee, offset in self._argument_flows():
+                params = self.functions[callee].summary.params
+                positional = [p for p in params if p.index >= 0]
+                pairs: list[tuple[Param, Expr]] = []
+                for i, arg in enumerate(call.args):
+                    j = i + offset
+                    if j < len(positional):
+                        pairs.append((positional[j], arg))
+                by_name = {p.name: p for p in params}
+                for name, arg in call.kwargs:
+                    if name in by_name:
+                        pairs.append((by_name[name], arg))
+                for p, arg in pairs:
+                    key = (callee, p.name)
+                    if key in self.param_sessions or p.annotation is not None or p.depends is not None:
                         continue
-                    callee = self.callee(call, fid)
-                    if callee is None:
-                        continue
-                    params = self.functions[callee].summary.params
-                    positional = [p for p in params if p.index >= 0]
-                    offset = self._bound_offset(call, fid, callee)
-                    pairs: list[tuple[Param, Expr]] = []
-                    for i, arg in enumerate(call.args):
-                        j = i + offset
-                        if j < len(positional):
-                            pairs.append((positional[j], arg))
-                    by_name = {p.name: p for p in params}
-                    for name, arg in call.kwargs:
-                        if name in by_name:
-                            pairs.append((by_name[name], arg))
-                    for p, arg in pairs:
-                        key = (callee, p.name)
-                        if key in self.param_sessions or p.annotation is not None or p.depends is not None:
-                            continue
-                        v = self.value(arg, fid)
-                        if v is not None and v[0] in (SESSION, ASESSION):
-                            self.param_sessions[key] = "call-site" if v[0] == SESSION else "async"
-                            changed = True
+                    v = self.value(arg, fid)
+                    if v is not None and v[0] in (SESSION, ASESSION):
+                        self.param_sessions[key] = "call-site" if v[0] == SESSION else "async"
+                        changed = True
             if not changed:
                 break
             self._value_memo.clear()
