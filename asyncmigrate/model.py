@@ -13,6 +13,7 @@ pickle cheaply and compare by value:
 * ``("c", expr)``            the result of calling ``expr(...)``
 * ``("next", expr)``         ``next(expr)``
 * ``("aw", expr)``           ``await expr``
+* ``("yfrom", expr)``        what ``yield from expr`` hands out (in ``FunctionSummary.returns``)
 * ``("s", "Class")``         ``self`` inside methods of ``Class`` (module-relative qualname)
 * ``None``                   anything else (unknown)
 """
@@ -133,6 +134,9 @@ class FunctionSummary:
     bindings: Tuple[Binding, ...] = ()
     #: the span of each entry of ``attribute_reads``, in the same order
     attribute_read_spans: Tuple[Span, ...] = ()
+    #: names declared ``global`` here: their entries in ``assigns`` are module variables' sources
+    #: (``global SessionLocal; SessionLocal = sessionmaker(...)`` in an init function)
+    global_names: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

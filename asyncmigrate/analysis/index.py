@@ -253,6 +253,7 @@ class _Frame:
         "qualname", "name", "class_qualname", "is_async", "span", "decorators", "decorator_calls", "params",
         "assigns", "annotations", "self_assigns", "returns", "is_generator", "calls", "awaited_receivers",
         "attribute_reads", "kind", "self_name", "response_model", "return_annotation", "bindings", "attribute_read_spans",
+        "global_names",
     )
 
     def __init__(self, qualname: str, name: str, class_qualname: Optional[str], is_async: bool, span: Span):
@@ -278,6 +279,7 @@ class _Frame:
         self.self_name: Optional[str] = None
         self.response_model: Expr = None
         self.return_annotation: Expr = None
+        self.global_names: list[str] = []
 
     def freeze(self) -> FunctionSummary:
         return FunctionSummary(
@@ -302,6 +304,7 @@ class _Frame:
             return_annotation=self.return_annotation,
             bindings=tuple(self.bindings),
             attribute_read_spans=tuple(self.attribute_read_spans),
+            global_names=tuple(dict.fromkeys(self.global_names)),
         )
 
 
@@ -676,7 +679,14 @@ class _Indexer(ast.NodeVisitor):
 
     def visit_YieldFrom(self, node: ast.YieldFrom) -> None:
         self.frame.is_generator = True
+        inner = expr_of(node.value)
+        if inner is not None:
+            self.frame.returns.append(("yfrom", inner))
         self.visit(node.value)
+
+    def visit_Global(self, node: ast.Global) -> None:
+        if len(self.frames) > 1:
+            self.frame.global_names.extend(node.names)
 
     def visit_If(self, node: ast.If) -> None:
         if (

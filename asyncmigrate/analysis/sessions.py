@@ -132,7 +132,15 @@ class Project:
                 if "." not in cls.qualname:
                     defs[cls.qualname] = cid
             self._module_defs[mod] = defs
-            self._module_vars[mod] = self._fn_locals[f"{mod}:{MODULE_SCOPE}"]
+            module_vars = self._module_vars[mod] = self._fn_locals[f"{mod}:{MODULE_SCOPE}"]
+            # ``global SessionLocal`` then ``SessionLocal = sessionmaker(...)`` in an init function: a source of the
+            # module variable, evaluated where it is assigned
+            for fn in fs.functions:
+                if fn.global_names:
+                    fid = f"{mod}:{fn.qualname}"
+                    for name, value in fn.assigns:
+                        if name in fn.global_names and value is not None:
+                            module_vars.setdefault(name, []).append(("in", fid, value))
         # self.x = ... in any method -> class attribute sources (evaluated in that method)
         for fid, fn in self.functions.items():
             cq = fn.summary.class_qualname
@@ -276,6 +284,13 @@ class Project:
                 target = self.value(inner[1], fid)
                 if target and target[0] == "func" and self.provides(target[1]) is not None:
                     return self._as_evidence(self.provides(target[1]), "provider")
+            return None
+        if kind == "yfrom":  # ``yield from helper()``: what the helper hands out
+            inner = expr[1]
+            if inner and inner[0] == "c":
+                target = self.value(inner[1], fid)
+                if target and target[0] == "func":
+                    return self.provides(target[1])
             return None
         if kind == "with":
             ctx = expr[1]
