@@ -281,23 +281,24 @@ class Project:
         if kind == "next":
             inner = expr[1]
             if inner and inner[0] == "c":
-                target = self.value(inner[1], fid)
-                if target and target[0] == "func" and self.provides(target[1]) is not None:
-                    return self._as_evidence(self.provides(target[1]), "provider")
+                helper = self._function_of(self.value(inner[1], fid))
+                if helper is not None and self.provides(helper) is not None:
+                    return self._as_evidence(self.provides(helper), "provider")
             return None
         if kind == "yfrom":  # ``yield from helper()``: what the helper hands out
             inner = expr[1]
             if inner and inner[0] == "c":
-                target = self.value(inner[1], fid)
-                if target and target[0] == "func":
-                    return self.provides(target[1])
+                helper = self._function_of(self.value(inner[1], fid))
+                if helper is not None:
+                    return self.provides(helper)
             return None
         if kind == "with":
             ctx = expr[1]
             if ctx and ctx[0] == "c":
-                target = self.value(ctx[1], fid)
-                if target and target[0] == "func":
-                    provided = self.provides(target[1])
+                # ``with get_sync_db_session() as s`` / ``with database.session() as s``: follow the helper's yield
+                helper = self._function_of(self.value(ctx[1], fid))
+                if helper is not None:
+                    provided = self.provides(helper)
                     if provided is not None:
                         return self._as_evidence(provided, "provider")
             entered = self.value(ctx, fid)
@@ -319,6 +320,17 @@ class Project:
             # ``settings["db"]``) are items, not followed
             base = self.value(expr[1], fid)
             return base if base is not None and base[0] == "class" else None
+        return None
+
+    @staticmethod
+    def _function_of(target: Value) -> Optional[str]:
+        """The project function a callee value runs: a function, or a bound method."""
+        if target is None:
+            return None
+        if target[0] == "func":
+            return target[1]
+        if target[0] == "method":
+            return target[2]
         return None
 
     @staticmethod
