@@ -10,7 +10,8 @@ pickle cheaply and compare by value:
 
 * ``("n", name)``            a bare name
 * ``("a", expr, attr)``      ``expr.attr``
-* ``("c", expr)``            the result of calling ``expr(...)``
+* ``("c", expr)``            the result of calling ``expr(...)``; ``("c", expr, cls)`` when the call names the
+  class it makes (``sessionmaker(..., class_=AsyncSession)``)
 * ``("next", expr)``         ``next(expr)``
 * ``("aw", expr)``           ``await expr``
 * ``("yfrom", expr)``        what ``yield from expr`` hands out (in ``FunctionSummary.returns``)

@@ -133,7 +133,10 @@ def _expr_of(node: ast.AST) -> Expr:
             # ``AsyncSession = NewType("AsyncSession", _AsyncSession)``: for provenance it is the type itself
             return expr_of(node.args[1])
         base = expr_of(func)
-        return ("c", base) if base is not None else None
+        if base is None:
+            return None
+        made = _class_argument(node)
+        return ("c", base, made) if made is not None else ("c", base)
     if isinstance(node, ast.Await):
         inner = expr_of(node.value)
         return ("aw", inner) if inner is not None else None
@@ -164,6 +167,20 @@ def _expr_of(node: ast.AST) -> Expr:
         return expr_of(parsed.body)
     if isinstance(node, ast.NamedExpr):
         return expr_of(node.value)
+    return None
+
+
+def _class_argument(node: ast.Call) -> Expr:
+    """``sessionmaker(bind=e, class_=AsyncSession)`` / ``sessionmaker(e, AsyncSession)``: the class the factory
+    makes, kept in the call's encoding (``("c", func, class)``) so that a factory of async sessions built with
+    the sync ``sessionmaker`` is known as one (the project pass decides whether ``func`` is a sessionmaker)."""
+    for k in node.keywords:
+        if k.arg == "class_":
+            return expr_of(k.value)
+    func = node.func
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    if len(node.args) >= 2 and name.endswith("sessionmaker"):
+        return expr_of(node.args[1])
     return None
 
 

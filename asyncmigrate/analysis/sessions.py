@@ -277,7 +277,7 @@ class Project:
         if kind == "a":
             return self.attribute(self.value(expr[1], fid), expr[2], fid)
         if kind == "c":
-            return self.call_result(self.value(expr[1], fid), expr[1], fid)
+            return self.call_result(self.value(expr[1], fid), expr[1], fid, expr[2] if len(expr) > 2 else None)
         if kind == "next":
             inner = expr[1]
             if inner and inner[0] == "c":
@@ -423,7 +423,27 @@ class Project:
                 best = best or v
         return best or self.class_attribute(cid, attr)
 
-    def call_result(self, target: Value, func_expr: Expr, fid: str) -> Value:
+    def makes_async_sessions(self, made: Expr, fid: str) -> bool:
+        """``class_=`` of a sessionmaker names an async session class (``AsyncSession`` or a project subclass)."""
+        if made is None:
+            return False
+        v = self.value(made, fid)
+        if v is None:
+            return False
+        if v[0] == "ext":
+            return v[1] in facts.ASYNC_SESSION_TYPES
+        if v[0] == "class":
+            return self._session_subclass(v[1], "factory") == (ASESSION, "factory")
+        return False
+
+    def made_class(self, call: CallSite) -> Expr:
+        """The ``class_`` a sessionmaker call site names (keyword, or the second positional argument)."""
+        made = dict(call.kwargs).get("class_")
+        if made is None and len(call.args) >= 2:
+            made = call.args[1]
+        return made
+
+    def call_result(self, target: Value, func_expr: Expr, fid: str, made: Expr = None) -> Value:
         if target is None:
             return None
         kind = target[0]
@@ -441,6 +461,8 @@ class Project:
             return self.returns_value(callee)
         if kind == "ext":
             qn = target[1]
+            if qn in facts.SYNC_SESSIONMAKERS and self.makes_async_sessions(made, fid):
+                return ("afactory",)  # ``sessionmaker(bind=async_engine, class_=AsyncSession)``
             if qn in facts.SYNC_SESSIONMAKERS or self._configured(qn, self.settings.session_factories, factory=True):
                 return ("factory",)
             if qn in facts.SYNC_SESSION_TYPES:

@@ -107,7 +107,8 @@ AsyncSessionLocal = async_sessionmaker(expire_on_commit=False)
     def check(self, ctx: FunctionContext) -> Iterator[Hit]:
         for call in ctx.fn.summary.calls:
             qn = ctx.qualified_name(call)
-            if qn in facts.SYNC_SESSIONMAKERS:
+            if qn in facts.SYNC_SESSIONMAKERS and not ctx.project.makes_async_sessions(ctx.project.made_class(call),
+                                                                                       ctx.fid):
                 yield Hit(call.span, {"call": qn.rsplit(".", 1)[-1] + "()"}, "", call.snippet)
 
 
