@@ -29,6 +29,7 @@ from typing import Iterable, Iterator, Optional
 from .. import facts
 from ..model import CallSite, ClassSummary, Expr, FileSummary, FunctionSummary, Param
 from .index import MODULE_SCOPE
+from .roots import ImportRoots
 from .wrappers import Wrappers, find_wrappers
 
 Value = Optional[tuple]
@@ -100,6 +101,9 @@ class Project:
         self._foreign_stack: set[tuple] = set()
         self._wrappers: Optional[Wrappers] = None
         self._index()
+        self.roots = ImportRoots(self.modules)
+        self._import_memo: dict[tuple[str, str], Value] = {}
+        self._resolving_imports: set[tuple[str, str]] = set()
         #: the name-only fallback needs a SQLAlchemy project (see :meth:`receiver`)
         self.uses_sqlalchemy = self._uses_sqlalchemy()
 
@@ -187,6 +191,31 @@ class Project:
         self._qualified_memo[qualname] = result
         return result
 
+    def resolve_import(self, qualname: str, importer: str) -> Value:
+        """An imported name as module ``importer`` sees it: by path for a file outside any package
+        (:mod:`.roots`), else by module name (:meth:`resolve_qualified`)."""
+        if not self.roots.applies(importer):
+            return self.resolve_qualified(qualname)
+        key = (importer, qualname)
+        if key in self._import_memo:
+            return self._import_memo[key]
+        located = self.roots.locate(importer, qualname)
+        if located is None:
+            result = self.resolve_qualified(qualname)
+        elif key in self._resolving_imports or len(self._resolving_imports) > _MAX_DEPTH:
+            return None  # an import cycle
+        else:
+            self._resolving_imports.add(key)
+            try:
+                target, rest = located
+                result = ("module", target) if not rest else self.module_symbol(target, rest[0])
+                for attr in rest[1:]:
+                    result = self.attribute(result, attr, None)
+            finally:
+                self._resolving_imports.discard(key)
+        self._import_memo[key] = result
+        return result
+
     def _resolve_qualified(self, qualname: str) -> Value:
         parts = qualname.split(".")
         for k in range(len(parts), 0, -1):
@@ -210,7 +239,7 @@ class Project:
             return self.value(("n", name), f"{mod}:{MODULE_SCOPE}")
         imported = self._imports.get(mod, {}).get(name)
         if imported is not None and depth < 8:
-            return self.resolve_qualified(imported)
+            return self.resolve_import(imported, mod)
         sub = self.find_module(f"{self.modules[mod].module}.{name}") if mod in self.modules else None
         if sub is not None:
             return ("module", sub)
@@ -248,7 +277,7 @@ class Project:
             return self._local_value(f"{mod}:{MODULE_SCOPE}", name)
         imported = self._imports.get(mod, {}).get(name)
         if imported is not None:
-            return self.resolve_qualified(imported)
+            return self.resolve_import(imported, mod)
         if name in _BUILTINS:
             return ("ext", f"builtins.{name}")
         return None
@@ -712,6 +741,7 @@ class Project:
                 break
             self._value_memo.clear()
             self._qualified_memo.clear()
+            self._import_memo.clear()
             self._foreign_memo.clear()
 
     # ------------------------------------------------------------------ receivers
