@@ -38,6 +38,11 @@ class ImportRoots:
             if "." not in fs.module:
                 self._outside.add(mod)
 
+    def shadows(self, mod: str) -> bool:
+        """``mod`` is a file outside any package named like the standard library or a known package
+        (``db/sqlalchemy.py``): its bare name is not what ``import sqlalchemy`` finds."""
+        return mod in self._outside and mod.split("@", 1)[0] in _NEVER_LOCAL
+
     def applies(self, importer: str) -> bool:
         """The importer is outside any package (its folder has no ``__init__.py``)."""
         return importer in self._outside

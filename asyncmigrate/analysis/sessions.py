@@ -159,7 +159,7 @@ class Project:
     # ------------------------------------------------------------------ resolution
     def find_module(self, dotted: str) -> Optional[str]:
         """The project module for an import path, allowing a different package root."""
-        if dotted in self.modules:
+        if dotted in self.modules and not self.roots.shadows(dotted):
             return dotted
         # ``app.database`` may be ``backend.app.database`` here; a bare ``sqlalchemy`` must never match
         # a project's own ``polar.kit.extensions.sqlalchemy``: suffixes need two components
@@ -170,7 +170,7 @@ class Project:
         parts = dotted.split(".")
         for i in range(1, len(parts)):
             tail = ".".join(parts[i:])
-            if tail in self.modules:
+            if tail in self.modules and not self.roots.shadows(tail):
                 return tail
         return None
 
