@@ -3,7 +3,8 @@
 ``await conn.run_sync(fn)`` / ``await db.run_sync(fn)`` (``AsyncConnection`` / ``AsyncSession``) call ``fn``
 with the *sync* facade of the async connection or session, inside a greenlet whose I/O goes through the async
 driver (SQLALCHEMY_ASYNC.md, "run_sync escape hatch"); ``anyio.to_thread.run_sync(fn)``,
-``run_in_threadpool(fn)`` and ``asyncio.to_thread(fn)`` run ``fn`` in a worker thread.  Either way ``fn`` does
+``run_in_threadpool(fn)``, ``asyncio.to_thread(fn)`` and ``BackgroundTasks.add_task(fn)`` run a sync ``fn`` in a
+worker thread.  Either way ``fn`` does
 not block the loop, whether it is a lambda, a local ``def`` or any callable:
 
 * a function passed by reference is never *called* by the code that passes it, so the call graph never puts it
@@ -40,6 +41,8 @@ def _kind(project: "Project", call: CallSite, fid: str) -> str | None:
         return "thread"
     if func is not None and func[0] == "a" and func[2] == _RUN_SYNC:
         return "facade"
+    if func is not None and func[0] == "a" and func[2] == facts.BACKGROUND_ADD_TASK:
+        return "thread"  # ``background_tasks.add_task(fn)``: Starlette runs a sync ``fn`` in its threadpool
     return None
 
 
