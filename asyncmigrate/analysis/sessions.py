@@ -306,6 +306,8 @@ class Project:
         if kind == "a":
             return self.attribute(self.value(expr[1], fid), expr[2], fid)
         if kind == "c":
+            if expr[1] == ("n", "super"):
+                return self._super(fid)
             return self.call_result(self.value(expr[1], fid), expr[1], fid, expr[2] if len(expr) > 2 else None)
         if kind == "next":
             inner = expr[1]
@@ -399,7 +401,22 @@ class Project:
             if method is not None:
                 return ("func", method)
             return self.class_attribute(base[1], attr)
+        if kind == "super":  # ``super().__init__(session)``: the next definition in the MRO, bound to self
+            for c in list(self.mro(base[1]))[1:]:
+                method = f"{c}.{attr}"
+                if method in self.functions:
+                    return ("method", base[1], method)
+            return None
         return None
+
+    def _super(self, fid: str) -> Value:
+        """``super()`` in a method (also a nested function's closure of one): ``("super", class)``."""
+        if self.lookup("super", fid) != ("ext", "builtins.super"):
+            return None  # a project ``super`` shadows the builtin
+        qual = self.functions[fid].summary.qualname.split(".<locals>.", 1)[0]
+        method = self.functions.get(f"{self.module_of(fid)}:{qual}")
+        cq = method.summary.class_qualname if method is not None else None
+        return ("super", f"{self.module_of(fid)}:{cq}") if cq else None
 
     def mro(self, cid: str) -> Iterator[str]:
         seen: set[str] = set()
