@@ -138,6 +138,9 @@ class FunctionSummary:
     #: names declared ``global`` here: their entries in ``assigns`` are module variables' sources
     #: (``global SessionLocal; SessionLocal = sessionmaker(...)`` in an init function)
     global_names: Tuple[str, ...] = ()
+    #: ``container["key"] = expr`` with a literal string key: ``(container, key, expr)``
+    #: (a wrapper that hands a session on through ``kwargs["db_session"]``)
+    item_assigns: Tuple[Tuple[str, str, Expr], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -270,7 +270,7 @@ class _Frame:
         "qualname", "name", "class_qualname", "is_async", "span", "decorators", "decorator_calls", "params",
         "assigns", "annotations", "self_assigns", "returns", "is_generator", "calls", "awaited_receivers",
         "attribute_reads", "kind", "self_name", "response_model", "return_annotation", "bindings", "attribute_read_spans",
-        "global_names",
+        "global_names", "item_assigns",
     )
 
     def __init__(self, qualname: str, name: str, class_qualname: Optional[str], is_async: bool, span: Span):
@@ -297,6 +297,7 @@ class _Frame:
         self.response_model: Expr = None
         self.return_annotation: Expr = None
         self.global_names: list[str] = []
+        self.item_assigns: list[tuple[str, str, Expr]] = []
 
     def freeze(self) -> FunctionSummary:
         return FunctionSummary(
@@ -322,6 +323,7 @@ class _Frame:
             bindings=tuple(self.bindings),
             attribute_read_spans=tuple(self.attribute_read_spans),
             global_names=tuple(dict.fromkeys(self.global_names)),
+            item_assigns=tuple(self.item_assigns),
         )
 
 
@@ -596,6 +598,9 @@ class _Indexer(ast.NodeVisitor):
             frame.self_assigns.append((target.attr, value))
             if annotation is not None:
                 frame.self_assigns.append((target.attr, ("annot", annotation)))
+        elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) \
+                and isinstance(target.slice, ast.Constant) and isinstance(target.slice.value, str) and value is not None:
+            frame.item_assigns.append((target.value.id, target.slice.value, value))
         elif isinstance(target, (ast.Tuple, ast.List)):
             for elt in target.elts:
                 self._record_target(elt.value if isinstance(elt, ast.Starred) else elt, None)

@@ -727,7 +727,7 @@ class Project:
                     continue
                 yield fid, call, callee, self._bound_offset(call, fid, callee)
         for wrapper in wrappers.calls:
-            for callee, call in wrappers.edges(wrapper):
+            for callee, call in wrappers.flows(wrapper):
                 yield wrapper, call, callee, 0  # the wrapper calls the plain function: ``self`` comes explicitly
 
     def solve(self, max_rounds: int = 6) -> None:

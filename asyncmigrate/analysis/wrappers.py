@@ -20,7 +20,8 @@ What this gives the project pass:
 * ``wrapped_by[F] = W``: the decorated function ``F`` runs inside wrapper ``W``;
 * ``calls[W]``: the call sites in ``W`` that call the wrapped function (``func(session, ...)``), each of
   which calls every function ``W`` wraps; session provenance flows through their arguments
-  (``Project.solve``) and the call graph has the edge ``W -> F`` (for ``fix``'s session components);
+  (``Project.solve``), also through ``kwargs["db_session"] = session`` before ``func(*args, **kwargs)``,
+  and the call graph has the edge ``W -> F`` (for ``fix``'s session components);
 * where code runs: ``W`` runs on the loop when some function it wraps is called from the loop, and each
   decorated function's place follows *its own* callers (``CallGraph``), not the other functions ``W``
   wraps.
@@ -28,10 +29,10 @@ What this gives the project pass:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Optional
 
-from ..model import CallSite
+from ..model import CallSite, Expr
 from .index import MODULE_SCOPE
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class Wrappers:
     wraps: dict[str, list[str]] = field(default_factory=dict)
     #: wrapper -> its call sites of the wrapped function
     calls: dict[str, list[CallSite]] = field(default_factory=dict)
+    #: wrapper -> keyword arguments it adds through ``kwargs["name"] = value`` before ``func(**kwargs)``
+    injected: dict[str, tuple[tuple[str, Expr], ...]] = field(default_factory=dict)
 
     def rebinds(self, fid: str) -> bool:
         """The wrapper of ``fid`` passes positional arguments of its own (``func(session, *args)``): the caller's
@@ -56,6 +59,13 @@ class Wrappers:
     def edges(self, wrapper: str) -> list[tuple[str, CallSite]]:
         """``(decorated function, call site)`` for every function ``wrapper`` calls through its parameter."""
         return [(f, call) for call in self.calls.get(wrapper, ()) for f in self.wraps.get(wrapper, ())]
+
+    def flows(self, wrapper: str) -> list[tuple[str, CallSite]]:
+        """Like :meth:`edges`, with the keywords the wrapper adds to ``**kwargs`` as the call's own (for binding
+        parameters only: these call sites are not in any source)."""
+        extra = self.injected.get(wrapper, ())
+        return [(f, replace(call, kwargs=call.kwargs + extra) if extra and call.star_kwargs else call)
+                for f, call in self.edges(wrapper)]
 
 
 def _decorator_scope(project: "Project", fid: str) -> str:
@@ -91,6 +101,13 @@ def _wrapper_of(project: "Project", decorator: str) -> Optional[tuple[str, list[
     return None
 
 
+def _injected(project: "Project", wrapper: str) -> tuple[tuple[str, Expr], ...]:
+    """``kwargs["db_session"] = session`` in the wrapper, where ``kwargs`` is its ``**`` parameter."""
+    fn = project.functions[wrapper].summary
+    rest = {p.name for p in fn.params if p.index < 0}
+    return tuple((key, value) for container, key, value in fn.item_assigns if container in rest)
+
+
 def find_wrappers(project: "Project") -> Wrappers:
     out = Wrappers()
     for fid, fn in project.functions.items():
@@ -115,5 +132,6 @@ def find_wrappers(project: "Project") -> Wrappers:
             out.wrapped_by[fid] = wrapper
             out.wraps.setdefault(wrapper, []).append(fid)
             out.calls[wrapper] = calls
+            out.injected[wrapper] = _injected(project, wrapper)
             break  # the innermost wrapping decorator calls the function itself
     return out
