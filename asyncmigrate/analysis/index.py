@@ -173,13 +173,16 @@ def _expr_of(node: ast.AST) -> Expr:
 def _class_argument(node: ast.Call) -> Expr:
     """``sessionmaker(bind=e, class_=AsyncSession)`` / ``sessionmaker(e, AsyncSession)``: the class the factory
     makes, kept in the call's encoding (``("c", func, class)``) so that a factory of async sessions built with
-    the sync ``sessionmaker`` is known as one (the project pass decides whether ``func`` is a sessionmaker)."""
+    the sync ``sessionmaker`` is known as one (the project pass decides whether ``func`` is SQLAlchemy's; an
+    aliased import, ``from sqlalchemy.orm import sessionmaker as sm``, is not seen here)."""
+    func = node.func
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    if name != "sessionmaker":
+        return None  # every other call keeps the plain ``("c", func)`` shape that rules compare against
     for k in node.keywords:
         if k.arg == "class_":
             return expr_of(k.value)
-    func = node.func
-    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-    if len(node.args) >= 2 and name.endswith("sessionmaker"):
+    if len(node.args) >= 2:
         return expr_of(node.args[1])
     return None
 
