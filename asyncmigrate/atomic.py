@@ -1,4 +1,5 @@
 """Atomic file replacement: readers (and a crash at any moment) see the old file or the new one, never half.
+And :func:`outside_root`: no write ever lands outside the project (README, Security model).
 
 The data goes to a temporary file in the same directory (so ``os.replace`` is a rename on one file
 system), is flushed and fsync'ed, gets the old file's permission bits (or the umask's default for a
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 
 def _default_mode() -> int:
@@ -39,3 +41,19 @@ def write_bytes_atomic(path: str | Path, data: bytes, prefix: str = ".asyncmigra
         except OSError:
             pass
         raise
+
+
+def outside_root(path: str | os.PathLike, root: Path) -> Optional[str]:
+    """Why writing ``path`` would change a file outside the project at ``root`` (None: it would not).
+
+    The file's real path (every symlink on the way resolved, the file's own included) must be inside the
+    root's real path: a symlink to a shared or system file is never written through, and a path with
+    ``..`` never climbs out.
+    """
+    real_root = os.path.realpath(root)
+    target = os.path.realpath(path)
+    if os.path.commonpath([real_root, target]) != real_root:
+        shown = os.path.relpath(path) if not os.path.isabs(str(path)) else str(path)
+        how = "is a symlink to" if os.path.islink(path) else "resolves to"
+        return f"{shown} {how} {target}, outside the project root {real_root}: not written"
+    return None

@@ -63,16 +63,16 @@ import click
 from . import cli as _cli
 from .analysis.findings import fingerprint
 from .cli import (
-    FORMATS,
     common_options,
     exit_code,
-    get_config,
-    split_codes,
-    validate_codes,
+    failing,
+    format_option,
+    prepare,
 )
-from .atomic import write_bytes_atomic
+from .atomic import outside_root, write_bytes_atomic
 from .config import Config
 from .model import BLOCKS_LOOP, FileError, Finding, ScanResult
+from .report.plain import plain
 from .runner import SKIP_DIRS, Discovery, Source, display_path
 
 BASELINE_VERSION = 1
@@ -563,7 +563,7 @@ def _text_report(result: ScanResult, lines: Sequence[str]) -> str:
     for f in result.findings:
         style = {"fg": "red", "bold": True} if f.severity == BLOCKS_LOOP else {"fg": "yellow"}
         out.append(f"{click.style(f'{f.path}:{f.span.line}:{f.span.column}:', bold=True)} "
-                   f"{click.style(f.code, **style)} {click.style(f'[{f.severity}]', **style)} {f.message}")
+                   f"{click.style(f.code, **style)} {click.style(f'[{f.severity}]', **style)} {plain(f.message)}")
         if len(f.chain) > 1:
             out.append(click.style("    on the loop via: " + " → ".join(f.chain), dim=True))
     for e in result.errors:
@@ -614,11 +614,12 @@ def render_check(fmt: str, report: ScanResult, cmp: Comparison, info: dict, line
 @click.option("--allow-growth", is_flag=True, help="With --update-baseline: accept new findings into the baseline.")
 @click.option("--diff-against", "ref", metavar="REF", help="Compare with the same paths at a git revision "
               "(read with git, never checked out) instead of the baseline file.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@format_option
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to a file.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are new findings (still 2 or 3 on errors).")
 @common_options
-def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt, output, config_path, select, ignore,
-                  no_cache, jobs, quiet) -> None:
+def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt, output, exit_zero, fail_on, no_cache,
+                  jobs, quiet, **options) -> None:
     """CI gate: fail only on findings that are new compared with the baseline (or with --diff-against REF).
 
     Findings are keyed by path, rule, enclosing function and the normalised matched code, with a count per
@@ -626,17 +627,25 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
     new; 1: new findings (listed), or --update-baseline would grow the baseline; 2: usage, configuration or
     baseline error; 3: some files could not be analysed.
     """
-    from .api import analyse_paths, rules_for
+    from .api import analyse_paths
+    from .selection import PerFileIgnores, apply_per_file_ignores
 
     paths = paths or (".",)
+    if "-" in paths:
+        raise click.UsageError("check reads files, not stdin (use `scan -`)")
     if allow_growth and not update_baseline:
         raise click.UsageError("--allow-growth only applies with --update-baseline")
     if update_baseline and ref:
         raise click.UsageError("--update-baseline writes the baseline file; it cannot be combined with --diff-against")
-    config = get_config(config_path, paths)
-    select, ignore = split_codes(select), split_codes(ignore)
-    validate_codes(select + ignore)
-    codes = {r.code for r in rules_for(config, select, ignore)}
+    prep = prepare(paths, **options)
+    config, select, ignore, codes = prep.config, prep.select, prep.ignore, prep.codes
+    per_file = PerFileIgnores(prep.original)
+    if not prep.paths:  # nothing left to analyse (every named path is excluded or unreadable)
+        report = ScanResult(errors=prep.errors)
+        nothing = Comparison(new=[], grown=[], shrunk=[], renamed=[], before=0, now=0, updated=Baseline())
+        _cli.emit(render_check(fmt, report, nothing, {}, ["nothing to check: no named path can be analysed"]), output)
+        sys.exit(exit_code(False, bool(prep.errors)))
+    paths = prep.paths
 
     try:
         root = project_root(config, paths)
@@ -645,13 +654,17 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
         norm = PathNormaliser(root)
         roots = [norm.scope_root(p) for p in paths]
         baseline_path = Path(baseline_file) if baseline_file else Path(config.root) / config.baseline
+        if not baseline_file and outside_root(baseline_path, Path(config.root)) is not None:
+            # the repository's configuration names the file: it may not point out of the repository
+            raise click.UsageError(f"{config.source}: baseline {config.baseline!r}: "
+                                   f"{outside_root(baseline_path, Path(config.root))}")
         baseline: Baseline | None = None
         if not ref and not (update_baseline and not baseline_path.exists()):
             baseline = Baseline.load(baseline_path)  # before the scan: a bad baseline fails fast
 
         run = analyse_paths(paths, config, select, ignore, use_cache=not no_cache, jobs=jobs,
                             progress=not quiet and fmt == "text" and not output)
-        result = normalise_result(run.result, norm)
+        result = normalise_result(_cli.with_errors(apply_per_file_ignores(run.result, prep.original), prep.errors), norm)
         del run  # the work tree's project pass is not needed any more: never hold two at once
         if ref:
             gc.collect()  # and hand its memory back before the ref's (cheap: little is left alive)
@@ -659,6 +672,8 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
         info: dict = {}
         if ref:
             other, commit = findings_at_ref(root, ref, paths, norm, config, select, ignore, not no_cache, jobs)
+            other = ScanResult([f for f in other.findings if not per_file.ignores(f.path, f.code, str(norm.absolute(f.path)))],
+                               other.errors, other.files, other.suppressed)
             baseline = Baseline.from_findings(other.findings)
             against = f"{ref} ({commit[:12]})"
             info.update({"source": "git", "ref": ref, "commit": commit, "file": None})
@@ -674,7 +689,8 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
         raise GateError(str(exc)) from None
 
     def in_scope(k: Key) -> bool:
-        return k.code in codes and under(k.path, roots)
+        return (k.code in codes and under(k.path, roots)
+                and not per_file.ignores(k.path, k.code, str(norm.absolute(k.path))))
 
     def exists(p: str) -> bool:
         return (Path(p) if PurePosixPath(p).is_absolute() else norm.absolute(p)).exists()
@@ -707,7 +723,8 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
         lines.append("run `asyncmigrate check --update-baseline` to record the smaller baseline")
     info.setdefault("updated", False)
     info["refused"] = refused
-    failed = bool(cmp.new) and (refused or not update_baseline)
+    # a refused --update-baseline always fails; otherwise --fail-on and --exit-zero decide
+    failed = refused or (not update_baseline and failing(cmp.new, fail_on) and not exit_zero)
 
     report = ScanResult(findings=cmp.new, errors=result.errors, files=result.files, suppressed=result.suppressed)
     text = render_check(fmt, report, cmp, info, lines)

@@ -5,6 +5,8 @@ Keys (kebab-case; snake_case accepted):
 ================== ===================================================================
 include            glob patterns of files to analyse (default: ``["**/*.py"]``)
 exclude            gitignore-style patterns to skip (added to ``.gitignore``)
+extend-exclude     more patterns, added to ``exclude`` (as in Ruff)
+force-exclude      apply the excludes to paths named on the command line too (default: false)
 respect-gitignore  honour ``.gitignore`` files (default: true)
 session-dependencies  extra names of dependencies that yield a sync session
 session-factories  extra names of sync session factories (``SessionLocal``-like)
@@ -13,20 +15,26 @@ name-heuristics    allow the name-only fallback at all (default: true)
 entry-points       qualified names of sync entry points (scripts, CLIs) for ``fix``
 baseline           path of the CI gate's baseline (default: ``.asyncmigrate-baseline.json``)
 select / ignore    rule codes or prefixes
+per-file-ignores   table: gitignore-style pattern -> codes or prefixes ignored in matching files
 severity           table: code -> ``"auto"`` | ``"blocks-loop"`` | ``"debt"`` | ``"off"``
 max-file-size      bytes; larger files are reported and skipped (default: 10 MB)
-cache-dir          where per-file summaries are cached (default: ``.asyncmigrate_cache``)
+cache-dir          not read from pyproject.toml (a repository must not choose where a scan writes);
+                   set ``ASYNCMIGRATE_CACHE_DIR`` instead (default: the user's cache directory)
 ================== ===================================================================
 
-Unknown keys and wrong types raise :class:`ConfigError`, which the CLI turns
-into exit code 2.
+Unknown keys (with the nearest known key suggested), malformed TOML (with its
+line and column) and wrong types raise :class:`ConfigError`, which the CLI
+turns into exit code 2.  A malformed nearest ``pyproject.toml`` is an error
+too: skipping it would silently run with the defaults.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,7 +48,6 @@ else:  # pragma: no cover
 from . import facts
 
 DEFAULT_BASELINE = ".asyncmigrate-baseline.json"
-DEFAULT_CACHE = ".asyncmigrate_cache"
 SEVERITY_VALUES = ("auto", "blocks-loop", "debt", "off")
 
 
@@ -52,6 +59,7 @@ class ConfigError(Exception):
 class Config:
     include: list[str] = field(default_factory=lambda: ["**/*.py"])
     exclude: list[str] = field(default_factory=list)
+    force_exclude: bool = False
     respect_gitignore: bool = True
     session_dependencies: list[str] = field(default_factory=list)
     session_factories: list[str] = field(default_factory=list)
@@ -61,9 +69,14 @@ class Config:
     baseline: str = DEFAULT_BASELINE
     select: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     severity: dict[str, str] = field(default_factory=dict)
     max_file_size: int = 10_000_000
-    cache_dir: str = DEFAULT_CACHE
+    #: where the cache lives (None: the user's cache directory, see ``runner.cache_location``).  Set by
+    #: the caller, never by a project's pyproject.toml
+    cache_dir: Optional[str] = None
+    #: things the user should know about the configuration (printed on stderr by the CLI)
+    notes: list[str] = field(default_factory=list)
     #: where the configuration came from (None: defaults)
     source: Optional[str] = None
     #: the directory relative paths in the configuration are relative to
@@ -78,12 +91,43 @@ class Config:
         return asdict(self)
 
 
-_LIST_KEYS = {"include", "exclude", "session_dependencies", "session_factories", "session_names", "entry_points",
+_LIST_KEYS = {"include", "exclude", "extend_exclude", "session_dependencies", "session_factories", "session_names", "entry_points",
               "select", "ignore"}
-_BOOL_KEYS = {"respect_gitignore", "name_heuristics"}
-_STR_KEYS = {"baseline", "cache_dir"}
+_BOOL_KEYS = {"respect_gitignore", "name_heuristics", "force_exclude"}
+_STR_KEYS = {"baseline"}
+#: keys still accepted but ignored, with the reason
+_IGNORED_KEYS = {"cache_dir": "the cache location is the user's choice, not the repository's: set "
+                              "ASYNCMIGRATE_CACHE_DIR (README, Security model)"}
 _INT_KEYS = {"max_file_size"}
-_KNOWN = _LIST_KEYS | _BOOL_KEYS | _STR_KEYS | _INT_KEYS | {"severity"}
+_KNOWN = _LIST_KEYS | _BOOL_KEYS | _STR_KEYS | _INT_KEYS | {"severity", "per_file_ignores"} | _IGNORED_KEYS.keys()
+
+
+def toml_error(path: object, exc: "tomllib.TOMLDecodeError") -> ConfigError:
+    """``path:line:column: invalid TOML: reason`` (tomllib puts the position in its message before 3.14)."""
+    text = str(exc)
+    m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", text)
+    if m:
+        return ConfigError(f"{path}:{m.group(1)}:{m.group(2)}: invalid TOML: {text[:m.start()]}")
+    m = re.search(r"\s*\(at end of document\)$", text)
+    if m:
+        return ConfigError(f"{path}: invalid TOML at the end of the file: {text[:m.start()]}")
+    return ConfigError(f"{path}: invalid TOML: {text}")
+
+
+def unknown_key(source: str, raw_key: str) -> ConfigError:
+    known = sorted(k.replace("_", "-") for k in _KNOWN)
+    close = difflib.get_close_matches(raw_key.replace("_", "-").lower(), known, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(known)})"
+    return ConfigError(f"{source}: unknown key '{raw_key}' in [tool.asyncmigrate]{hint}")
+
+
+def _shown(path: Path) -> str:
+    """A configuration file as the user would type it: relative to the working directory when below it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # pragma: no cover - another drive on Windows
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def find_pyproject(start: Path) -> Optional[Path]:
@@ -98,7 +142,10 @@ def find_pyproject(start: Path) -> Optional[Path]:
         if candidate.is_file():
             try:
                 data = tomllib.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            except tomllib.TOMLDecodeError as exc:
+                # the project's own configuration: running with the defaults instead would be silently wrong
+                raise toml_error(_shown(candidate), exc) from None
+            except (OSError, UnicodeDecodeError):
                 continue
             if "asyncmigrate" in data.get("tool", {}):
                 return candidate
@@ -118,7 +165,7 @@ def load_config(path: Optional[Path] = None, start: Optional[Path] = None) -> Co
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise toml_error(_shown(Path(path)), exc) from None
     section = data.get("tool", {}).get("asyncmigrate", {})
     return parse_section(section, str(path), str(Path(path).resolve().parent))
 
@@ -130,8 +177,10 @@ def parse_section(section: dict[str, Any], source: str = "<config>", root: str =
     for raw_key, value in section.items():
         key = raw_key.replace("-", "_")
         if key not in _KNOWN:
-            known = ", ".join(sorted(k.replace("_", "-") for k in _KNOWN))
-            raise ConfigError(f"{source}: unknown key '{raw_key}' in [tool.asyncmigrate] (known: {known})")
+            raise unknown_key(source, raw_key)
+        if key in _IGNORED_KEYS:
+            cfg.notes.append(f"{source}: '{raw_key}' is ignored: {_IGNORED_KEYS[key]}")
+            continue
         if key in _LIST_KEYS:
             if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
                 raise ConfigError(f"{source}: '{raw_key}' must be a list of strings")
@@ -148,12 +197,20 @@ def parse_section(section: dict[str, Any], source: str = "<config>", root: str =
                 if sev not in SEVERITY_VALUES:
                     raise ConfigError(f"{source}: severity of {code} must be one of {', '.join(SEVERITY_VALUES)}")
             value = {str(k).upper(): v for k, v in value.items()}
+        elif key == "per_file_ignores":
+            if not (isinstance(value, dict) and all(isinstance(v, list) and all(isinstance(c, str) for c in v)
+                                                    for v in value.values())):
+                raise ConfigError(f"{source}: 'per-file-ignores' must be a table of \"pattern\" = [\"CODE\", ...]")
+            value = {str(k): [c.upper() for c in v] for k, v in value.items()}
+        if key == "extend_exclude":
+            cfg.exclude = cfg.exclude + list(value)
+            continue
         setattr(cfg, key, value)
-    if cfg.severity or cfg.select or cfg.ignore:
+    if cfg.severity or cfg.select or cfg.ignore or cfg.per_file_ignores:
         from .rules.base import all_rules
 
         codes = set(all_rules())
-        for code in list(cfg.severity) + cfg.select + cfg.ignore:
+        for code in list(cfg.severity) + cfg.select + cfg.ignore + [c for v in cfg.per_file_ignores.values() for c in v]:
             if not any(c.startswith(code.upper()) for c in codes):
                 raise ConfigError(f"{source}: '{code}' matches no rule code (see `asyncmigrate rules`)")
     return cfg

@@ -25,12 +25,14 @@ import libcst as cst
 from libcst.codemod import Codemod, CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
-from .atomic import write_bytes_atomic
+from . import pause_points
+from .atomic import outside_root, write_bytes_atomic
 from .codemods import BY_NAME, PIPELINE, needed
 from .codemods.base import FilePlan, ParenthesizeAwaits, merge_scheduled_imports
 from .analysis.index import backport_syntax, decode_source
 from .migration import LeftForHuman, MigrationPlan, plan_migration
 from .model import BLOCKS_LOOP
+from .report.fix_text import _n, awaits_added, coloured_diff, user_words
 from .runner import Progress, discover
 
 _PROJECT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", "requirements.txt", ".git")
@@ -411,6 +413,7 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
             result.warnings += [(str(root), note) for note in notes]
         except Exception as exc:  # noqa: BLE001
             result.errors.append((str(root), f"cannot update requirements: {type(exc).__name__}: {exc}"))
+    confine_writes(result, root)
     return result
 
 
@@ -440,10 +443,33 @@ def reject_new_post_migration_findings(result: FixResult, before, config, use_ca
 
 
 def write_changes(result: FixResult, root: Path) -> None:
+    pause_points.reached("before-write")
+    written = 0
     for change in result.changes:
-        atomic_write(change.path, change.new)
+        if outside_root(change.path, root) is None:  # (confine_writes already moved the others out)
+            atomic_write(change.path, change.new)
+            written += 1
+            pause_points.reached("written", written)
     for path, (_old, new) in result.requirements.items():
-        atomic_write_text(path, new)
+        if outside_root(path, root) is None:
+            atomic_write_text(path, new)
+            written += 1
+            pause_points.reached("written", written)
+
+
+def confine_writes(result: FixResult, root: Path) -> None:
+    """Nothing outside the project is ever written.  A source file that resolves outside the root rejects
+    the migration (it is part of it: leaving it out could break the rest); a dependency file that does
+    (a requirements file linked to a shared location) is only reported."""
+    for change in result.changes:
+        reason = outside_root(change.path, root)
+        if reason is not None:
+            result.rejected.append((change.path, reason))
+    for path in list(result.requirements):
+        reason = outside_root(path, root)
+        if reason is not None:
+            del result.requirements[path]
+            result.warnings.append((str(path), f"{reason}; add the async drivers there by hand"))
 
 
 def requirement_diffs(result: FixResult) -> str:
@@ -455,12 +481,16 @@ def summary_lines(result: FixResult) -> list[str]:
     n = len(result.changes) + len(result.requirements)
     lines.append(f"asyncmigrate fix: {n} file(s) to change")
     for change in result.changes:
-        lines.append(f"  {change.path}: {', '.join(change.rewrites)}")
+        lines.append(f"  {change.path}: {user_words(change.rewrites)}")
     for path in result.requirements:
         lines.append(f"  {os.path.relpath(path)}: async drivers / sqlalchemy[asyncio]")
     if result.plan is not None:
-        lines.append(f"  {len(result.plan.converted)} function(s) converted to AsyncSession, "
-                     f"{len(result.plan.make_async)} made async")
+        done = [f"made {_n(len(result.plan.make_async), 'function', 'functions')} async",
+                f"moved {_n(len(result.plan.converted), 'function', 'functions')} to AsyncSession"]
+        awaits = sum(awaits_added(c) for c in result.changes)
+        if awaits:
+            done.append(f"added {_n(awaits, 'await', 'awaits')}")
+        lines.append("  " + ", ".join(done))
     left = [str(item) for item in result.left] + [f"{p}: {w}" for p, w in result.warnings]
     if left:
         lines.append(f"left for a human ({len(left)}):")
@@ -476,10 +506,11 @@ def summary_lines(result: FixResult) -> list[str]:
 
 
 @click.command("fix")
-@click.argument("paths", nargs=-1, type=click.Path(exists=True))
-@click.option("--diff", "mode", flag_value="diff", default=True, help="Print a unified diff; write nothing (default).")
-@click.option("--write", "mode", flag_value="write", help="Apply the changes (atomically, file by file).")
-@click.option("--check", "mode", flag_value="check", help="Exit 1 when changes would be made; write nothing.")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--diff", "diff_flag", is_flag=True, help="Print a unified diff (coloured on a terminal); write nothing "
+              "(default).")
+@click.option("--write", "write_flag", is_flag=True, help="Apply the changes (atomically, file by file).")
+@click.option("--check", "check_flag", is_flag=True, help="Exit 1 when changes would be made; write nothing.")
 @click.option("--select", "rewrites", multiple=True, type=click.Choice(sorted(BY_NAME)),
               help="Run only these rewrites (repeatable).")
 @click.option("--root", type=click.Path(file_okay=False, exists=True), help="Project root for cross-module analysis "
@@ -487,19 +518,30 @@ def summary_lines(result: FixResult) -> list[str]:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--no-cache", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
-def fix_command(paths, mode, rewrites, root, config_path, no_cache, quiet) -> None:
+def fix_command(paths, diff_flag, write_flag, check_flag, rewrites, root, config_path, no_cache, quiet) -> None:
     """Rewrite blocking sync-SQLAlchemy code to async SQLAlchemy 2.0 (diff by default)."""
-    from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED, get_config
+    from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED, get_config, named_path_errors
+
+    given = [name for name, on in (("--diff", diff_flag), ("--write", write_flag), ("--check", check_flag)) if on]
+    if len(given) > 1:  # `--diff --write` used to write silently: the last flag won
+        raise click.UsageError(f"{' and '.join(given)} cannot be combined: choose one")
+    mode = given[0].lstrip("-") if given else "diff"
 
     paths = paths or (".",)
     config = get_config(config_path, paths)
+    # a named path that cannot be read is skipped input, reported and exit 3, as in ``scan`` and ``check``
+    paths, path_errors = named_path_errors(paths)
     root_path = Path(root).resolve() if root else None
-    result = run_fix(paths, config, rewrites, root_path, use_cache=not no_cache, progress=not quiet)
+    if paths:
+        result = run_fix(paths, config, rewrites, root_path, use_cache=not no_cache, progress=not quiet)
+    else:
+        result = FixResult()
+    result.errors[:0] = [(e.path, e.message) for e in path_errors]
     if mode == "diff":
         text = "".join(c.diff() for c in result.changes) + requirement_diffs(result)
         if text:
-            click.echo(text, nl=False)
-    elif mode == "write" and not result.rejected:
+            click.echo(coloured_diff(text), nl=False)  # click drops the colours when stdout is not a terminal
+    elif mode == "write" and not result.rejected and paths:
         write_changes(result, root_path or project_root(paths))
     if not quiet:
         for line in summary_lines(result):

@@ -1,7 +1,8 @@
 """Discovery, the per-file worker pool, the content-hash cache and the progress bar.
 
 * Discovery walks the given paths (never following directory symlinks, so
-  symlink loops cannot trap it), honours ``.gitignore`` files (``pathspec``'s
+  symlink loops cannot trap it; a file symlink is skipped: its target is
+  walked itself when it is inside the tree, and reported unread when not), honours ``.gitignore`` files (``pathspec``'s
   git-wildmatch semantics) and ``exclude`` patterns, and skips the usual
   tool directories.  A path given explicitly is always analysed.
 * Each file is read and summarised in a worker process when there is enough
@@ -17,13 +18,19 @@
   unchanged file is not read again to be hashed; only files that have not
   changed for a few seconds are remembered (git's "racy" files).
 
+Security (README "Security model"): the cache lives in the user's cache
+directory, never in the scanned tree, in a format that cannot run code
+(:mod:`asyncmigrate.cache_codec`: MessagePack of the model's dataclasses),
+and every file is sealed with a per-user HMAC key, so a file a repository
+plants is ignored.
+
 Memory (a million lines must stay well under 1 GiB, workers included): a
-summary travels and is stored as its own pickle (``bytes``).  The worker
-pickles it, the main process unpickles it once for the project pass and
+summary travels and is stored encoded on its own (``bytes``).  The worker
+encodes it, the main process decodes it once for the project pass and
 keeps the bytes only until the cache is written, which then costs one
-``write`` of byte strings instead of a pickle of millions of objects (whose
-memo alone doubled the peak).  The cache file loads as a dict of byte
-strings, and a summary is unpickled only when asked for.  File contents are
+``write`` of byte strings instead of an encoding of millions of objects.
+The cache file loads as a dict of byte strings, and a summary is decoded
+only when asked for.  File contents are
 read for hashing and dropped; the files to analyse are read again as their
 batch is handed to the pool, a bounded number of batches at a time, and the
 workers are forked before anything large is loaded.
@@ -34,21 +41,20 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
-import pickle
 import stat
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from collections import deque
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import pathspec
 
-from . import __version__
+from . import __version__, cache_codec
 from .config import Config
 from .model import FileError, FileSummary
 
@@ -57,7 +63,7 @@ SKIP_DIRS = frozenset({
     ".pytest_cache", ".ruff_cache", ".asyncmigrate_cache", ".eggs", ".direnv",
 })
 _PARALLEL_MIN_FILES = 48
-_CACHE_SCHEMA = 5
+_CACHE_SCHEMA = 6
 #: batches handed to the pool ahead of the results, per worker
 _IN_FLIGHT_PER_WORKER = 3
 #: scan results kept in the result cache (keyed by tree, rules and configuration)
@@ -198,6 +204,10 @@ class _Ignores:
         return out
 
 
+def _inside(real: str, real_root: str) -> bool:
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
 def _absolute_parent(path: Path) -> Path:
     """``path`` made absolute through its parent directory only: the file itself may be a symlink
     (to anywhere, or a loop, whose ``resolve()`` raises); ignore patterns match the path as walked."""
@@ -258,6 +268,7 @@ def discover(paths: Sequence[str], config: Config) -> Discovery:
             out.errors.append(FileError(display_path(p), "read", "not a regular file or directory"))
             continue
         root = Path(p)
+        real_root = os.path.realpath(p)
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=lambda e: out.errors.append(
                 FileError(display_path(e.filename or p), "read", f"cannot list: {e.strerror}"))):
             d = Path(dirpath)
@@ -290,8 +301,15 @@ def discover(paths: Sequence[str], config: Config) -> Discovery:
                 if not include.match_file(fp.replace(os.sep, "/")):
                     continue
                 mod, is_pkg = _module_of(name, absolute, above)
-                out.sources.append(Source(fp if shown.startswith("..") or os.path.isabs(shown) else shown + name,
-                                          fp, mod, is_pkg))
+                reported = fp if shown.startswith("..") or os.path.isabs(shown) else shown + name
+                if os.path.islink(key) and os.path.exists(key):  # (a broken link or a loop is a read error below)
+                    # a repository cannot make a scan read (and print) a file from elsewhere on the machine; a
+                    # link inside the tree is not analysed (nor rewritten) twice: its target is walked itself
+                    if not _inside(os.path.realpath(key), real_root):
+                        out.errors.append(FileError(display_path(reported), "read",
+                                                    "symlink to a file outside the scanned directory: not read"))
+                    continue
+                out.sources.append(Source(reported, fp, mod, is_pkg))
     out.sources.sort(key=lambda s: s.path)
     return out
 
@@ -309,7 +327,26 @@ def _read(src: Source, max_size: int) -> bytes | FileError:
         return FileError(display_path(src.path), "read", f"cannot read: {exc.strerror or exc}")
 
 
+#: the per-file pass's budget, in ASCII punctuation bytes (a cheap upper bound on the tokens, and so on the
+#: syntax tree's nodes): the parser's memory grows with the tokens, not the bytes (a 10 MB file of a million
+#: one-line functions takes ~3 GB to parse).  The densest real file met in the corpus has 665,308.
+MAX_FILE_TOKENS = 1_000_000
+_PUNCTUATION = bytes(sorted(set(range(33, 127)) - set(b"_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")))
+
+
+def _over_budget(data: bytes) -> Optional[int]:
+    """The file's punctuation count when it is over :data:`MAX_FILE_TOKENS` (C speed: ``bytes.translate``)."""
+    if len(data) <= MAX_FILE_TOKENS:
+        return None
+    count = len(data) - len(data.translate(None, _PUNCTUATION))
+    return count if count > MAX_FILE_TOKENS else None
+
+
 def analyse_source(src: Source, data: bytes) -> FileSummary | FileError:
+    tokens = _over_budget(data)
+    if tokens is not None:
+        return FileError(display_path(src.path), "too-large",
+                         f"file has {tokens:,} punctuation tokens, over the per-file budget ({MAX_FILE_TOKENS:,})")
     try:
         from .analysis.index import summarize  # imported in the workers, and only when a file is analysed
 
@@ -319,11 +356,15 @@ def analyse_source(src: Source, data: bytes) -> FileSummary | FileError:
 
 
 def _dumps(value: FileSummary | FileError) -> bytes:
-    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    """A summary in the cache's format (also what the pipe from the workers carries)."""
+    try:
+        return cache_codec.encode(value)
+    except ValueError as exc:  # a value the format cannot hold: that file's error, never a crash
+        return cache_codec.encode(FileError(value.path, "internal", f"internal error: {exc}"))
 
 
 def _work(batch: list[tuple[Source, bytes]]) -> list[bytes]:
-    """Each file's summary (or error), already pickled: the form the cache stores and the pipe carries."""
+    """Each file's summary (or error), already encoded: the form the cache stores and the pipe carries."""
     with _no_cyclic_gc():
         return [_dumps(analyse_source(src, data)) for src, data in batch]
 
@@ -347,39 +388,48 @@ def _no_cyclic_gc():
 
 
 class Cache:
-    """One file of summaries per cache directory and configuration.
+    """One file of summaries per cache directory and configuration, in :mod:`cache_codec`'s sealed format.
 
-    The file holds two pickles: the tree key of the files it was saved for, then a dict from
-    ``(path, module, digest)`` to that file's summary *pickled on its own* (``bytes``).  Only the
+    The cache lives in the user's cache directory (:func:`cache_location`), never in the scanned
+    tree, and every file is sealed with the per-user key: a file that does not verify (planted,
+    damaged, another user's) is a miss, and nothing in it is decoded.  The summaries file has two
+    sealed sections: the tree key of the files it was saved for, then a map from
+    ``(path, module, digest)`` to that file's summary *encoded on its own* (``bytes``).  Only the
     first is read up front; the second (tens of MB for a million lines) is read when something
     asks for a summary, which an unchanged tree whose scan result is cached never does, and even
-    then it is a dict of byte strings: each summary is unpickled only when it is asked for.
+    then each summary is decoded only when it is asked for.
     """
 
     def __init__(self, directory: Optional[Path], config_key: str):
-        self.directory = directory
         self.key = f"{CODE_HASH}-{config_key}"
         self.entries: dict[tuple[str, str, str], bytes] = {}
         self.dirty = False
         #: the tree key the stored summaries were saved for (None: no usable file)
         self.stored_tree: Optional[str] = None
         self._pending = False  # the stored summaries are not read yet
-        if directory is not None:
+        self._body_at = 0  # where the sealed entries start in the summaries file
+        #: the per-user secret; without one there is no cache (unsealed files are never trusted)
+        self.secret = cache_codec.secret_key() if directory is not None else None
+        self.directory = directory if self.secret is not None else None
+        if self.directory is not None:
             self._load()
 
     @property
     def file(self) -> Optional[Path]:
-        return self.directory / f"summaries-{self.key}.pickle" if self.directory else None
+        return self.directory / f"summaries-{self.key}.amc" if self.directory else None
 
     def result_file(self) -> Optional[Path]:
-        return self.directory / f"result-{self.key}.pickle" if self.directory else None
+        return self.directory / f"result-{self.key}.amc" if self.directory else None
 
     def _load(self) -> None:
         try:
             with open(self.file, "rb") as f:  # type: ignore[arg-type]
-                stored = pickle.load(f)
-        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+                size = int.from_bytes(f.read(4), "big")
+                head = cache_codec.unseal(self.secret, f.read(size))  # type: ignore[arg-type]
+                self._body_at = 4 + size
+        except (OSError, ValueError):
             return
+        stored = _decode(head) if head is not None else None
         if isinstance(stored, str):
             self.stored_tree = stored
             self._pending = True
@@ -388,16 +438,12 @@ class Cache:
         if not self._pending:
             return
         self._pending = False
-        try:
-            with open(self.file, "rb") as f:  # type: ignore[arg-type]
-                # the tree key (another run may have replaced the file: its entries are still keyed by content)
-                pickle.load(f)
-                data = pickle.load(f)
-        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
-            return
+        # (another run may have replaced the file since its tree key was read: its entries are still keyed
+        # by content, and sealed)
+        data = _decode(_read_sealed(self.file, self.secret, self._body_at))  # type: ignore[arg-type]
         if isinstance(data, dict):
             for k, v in data.items():
-                if isinstance(v, bytes):
+                if isinstance(k, tuple) and len(k) == 3 and isinstance(v, bytes):
                     self.entries.setdefault(k, v)
 
     def has(self, src: Source, digest: str) -> bool:
@@ -407,41 +453,29 @@ class Cache:
     def get(self, src: Source, digest: str):
         self._read_entries()
         blob = self.entries.get((src.path, src.module, digest))
-        if blob is None:
-            return None
-        try:
-            return pickle.loads(blob)
-        except Exception:  # noqa: BLE001 - a damaged entry is a miss
-            return None
+        value = _decode(blob) if blob is not None else None
+        return value if isinstance(value, (FileSummary, FileError)) else None  # a damaged entry is a miss
 
     def put(self, src: Source, digest: str, blob: bytes) -> None:
         self.entries[(src.path, src.module, digest)] = blob
         self.dirty = True
 
+    def _results(self) -> dict:
+        stored = _decode(_read_sealed(self.result_file(), self.secret))  # type: ignore[arg-type]
+        return stored if isinstance(stored, dict) else {}
+
     def load_result(self, key: str):
-        rf = self.result_file()
-        if rf is None:
+        if self.directory is None:
             return None
-        try:
-            with open(rf, "rb") as f:
-                stored = pickle.load(f)
-        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
-            return None
-        return stored.get(key) if isinstance(stored, dict) else None
+        return self._results().get(key)
 
     def store_result(self, key: str, value) -> None:
         """Keep the last few results (``check --diff-against`` scans two trees: the work tree and the ref)."""
-        rf = self.result_file()
-        if rf is None:
+        if self.directory is None:
             return
-        try:
-            with open(rf, "rb") as f:
-                stored = pickle.load(f)
-        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
-            stored = None
-        results = {k: v for k, v in stored.items() if k != key} if isinstance(stored, dict) else {}
+        results = {k: v for k, v in self._results().items() if k != key}
         results[key] = value
-        _atomic_pickle(rf, dict(list(results.items())[-_RESULTS_KEPT:]))
+        _write_sealed(self.result_file(), self.secret, dict(list(results.items())[-_RESULTS_KEPT:]))  # type: ignore[arg-type]
 
     def save(self, live: set[tuple[str, str, str]], tree_key: str, keep_others: bool = False) -> None:
         """Write the entries of ``live`` (the files of this run), saved for ``tree_key``.
@@ -459,30 +493,27 @@ class Cache:
             # drop entries for files that are gone or changed, so the cache does not grow forever
             self.entries = {k: v for k, v in self.entries.items() if k in live}
         if live <= self.entries.keys():  # the tree key promises a summary for every live file
-            _atomic_pickle(self.file, tree_key, self.entries)  # type: ignore[arg-type]
-            self.stored_tree = tree_key
+            head = cache_codec.seal(self.secret, cache_codec.encode(tree_key))  # type: ignore[arg-type]
+            body = cache_codec.seal(self.secret, cache_codec.encode(self.entries))  # type: ignore[arg-type]
+            if _atomic_write(self.file, len(head).to_bytes(4, "big"), head, body):  # type: ignore[arg-type]
+                self.stored_tree = tree_key
+                self._body_at = 4 + len(head)
         self.dirty = False
 
     # ---- digests by stat signature: an unchanged file is not read again to be hashed (like git's index)
     def stat_file(self) -> Optional[Path]:
-        return self.directory / f"stats-{self.key}.pickle" if self.directory else None
+        return self.directory / f"stats-{self.key}.amc" if self.directory else None
 
     def known_digests(self) -> dict[str, tuple[int, int, int, int, str]]:
         """Absolute path -> (size, mtime_ns, ctime_ns, inode, sha256) of the files hashed by earlier runs."""
-        path = self.stat_file()
-        if path is None:
+        if self.directory is None:
             return {}
-        try:
-            with open(path, "rb") as f:
-                stored = pickle.load(f)
-        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
-            return {}
+        stored = _decode(_read_sealed(self.stat_file(), self.secret))  # type: ignore[arg-type]
         return stored if isinstance(stored, dict) else {}
 
     def save_digests(self, digests: dict[str, tuple[int, int, int, int, str]]) -> None:
-        path = self.stat_file()
-        if path is not None:
-            _atomic_pickle(path, digests)
+        if self.directory is not None:
+            _write_sealed(self.stat_file(), self.secret, digests)  # type: ignore[arg-type]
 
     def release(self) -> None:
         """Drop the entries held in memory (read again from the file if something asks)."""
@@ -491,19 +522,65 @@ class Cache:
         self._pending = self.stored_tree is not None
 
 
-def _atomic_pickle(path: Path, *values) -> None:
+def cache_location(config: Config) -> Path:
+    """Where a project's cache lives: ``cache-dir`` when the user gave one (``--cache-dir`` or
+    ``ASYNCMIGRATE_CACHE_DIR``), else the user's cache directory, keyed by the project's real path.
+    Never the scanned tree by default: read-only commands write nothing inside the project."""
+    if config.cache_dir:
+        return Path(config.cache_dir).expanduser()
+    return cache_codec.project_cache_dir(config.root)
+
+
+def _decode(blob: Optional[bytes]):
+    if blob is None:
+        return None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        return cache_codec.decode(blob)
+    except ValueError:
+        return None
+
+
+def _read_sealed(path: Optional[Path], secret: bytes, offset: int = 0) -> Optional[bytes]:
+    """The verified payload of a sealed file (from ``offset``); None when missing, damaged or forged."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            if offset:
+                f.seek(offset)
+            return cache_codec.unseal(secret, f.read())
+    except OSError:
+        return None
+
+
+def _write_sealed(path: Optional[Path], secret: bytes, value) -> None:
+    try:
+        payload = cache_codec.encode(value)
+    except ValueError:
+        return
+    if path is not None:
+        _atomic_write(path, cache_codec.seal(secret, payload))
+
+
+def _atomic_write(path: Path, *chunks: bytes) -> bool:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         gitignore = path.parent / ".gitignore"
         if not gitignore.exists():
             gitignore.write_text("*\n")
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            for value in values:
-                pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+            os.replace(tmp, path)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return True
     except OSError:
-        pass  # a read-only cache directory only costs speed
+        return False  # a read-only cache directory only costs speed
 
 
 class Summaries:
@@ -578,7 +655,7 @@ def _summarise(
     overrides: Optional[dict[str, bytes]],
     keep_others: bool = False,
 ) -> Summaries:
-    cache = Cache(Path(config.root, config.cache_dir) if use_cache else None, config.analysis_key())
+    cache = Cache(cache_location(config) if use_cache else None, config.analysis_key())
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
     pool: Optional[ProcessPoolExecutor] = None
     if workers > 1 and len(discovery.sources) >= _PARALLEL_MIN_FILES and cache.stored_tree is None:
@@ -658,7 +735,7 @@ def _summarise_with(
             cache.save_digests(merged)
     if use_cache and readable and (tree_key == cache.stored_tree
                                    or all(cache.has(src, digests[src.path]) for src in readable)):
-        # every summary is in the cache: read (unpickle) them only if asked
+        # every summary is in the cache: read (decode) them only if asked
         if tree_key != cache.stored_tree:
             cache.save(live, tree_key, keep_others)
 
@@ -729,7 +806,7 @@ def _summarise_with(
                 blobs = future.result()
                 submit()
                 for src, blob in zip(srcs, blobs):
-                    record(src, pickle.loads(blob), blob)
+                    record(src, cache_codec.decode(blob), blob)
                 del blobs
                 done += len(srcs)
                 if progress:
@@ -751,7 +828,7 @@ def _summarise_with(
         tree_key = "changed-" + os.urandom(8).hex()
     elif use_cache:
         cache.save(live, tree_key, keep_others)
-    cache.release()  # the project pass needs the summaries, not their pickles
+    cache.release()  # the project pass needs the summaries, not their encodings
     summaries, errors = _ordered(discovery, results, errors)
     return Summaries(summaries, errors, tree_key, total, cache if use_cache else None)
 

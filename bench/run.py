@@ -8,8 +8,10 @@ Every tool gets exactly the same files: the assembled corpus is copied into a
 temporary tree (so that one file can be changed without touching the
 originals) and each tool is given the same explicit list of files, with its own
 configuration files ignored (``--isolated``; asyncmigrate gets a configuration
-that only moves its cache into the temporary directory and turns ``.gitignore``
-handling off).  Each step runs as a subprocess; the table shows its wall time,
+that turns ``.gitignore`` handling off, and ``ASYNCMIGRATE_CACHE_DIR`` puts its
+cache in the temporary directory).  ``--compare-ref REF`` also runs the cold and
+warm scans with asyncmigrate as it was at git ``REF`` (``git archive`` into the
+temporary directory, first on ``PYTHONPATH``), for ratios measured in the same run.  Each step runs as a subprocess; the table shows its wall time,
 the CPU time of its whole process tree, and its peak memory: the sum of the RSS
 of the process and all its descendants, sampled every 20 ms (an upper bound:
 pages shared between forked workers count once per process), and in brackets
@@ -176,6 +178,8 @@ class Bench:
         self.env["PYTHONDONTWRITEBYTECODE"] = "1"
         self.env["PYTHONWARNINGS"] = "ignore"
         self.env["NO_COLOR"] = "1"
+        # the cache's place is the user's choice (environment), never the project's configuration
+        self.env["ASYNCMIGRATE_CACHE_DIR"] = str(self.am_cache)
 
     # ---- setup ----------------------------------------------------------------------
     def assemble(self) -> None:
@@ -208,7 +212,6 @@ class Bench:
         self.tree.mkdir(parents=True, exist_ok=True)
         self.am_config.write_text(
             "[tool.asyncmigrate]\n"
-            f"cache-dir = {json.dumps(str(self.am_cache))}\n"
             "respect-gitignore = false\n",
             encoding="utf-8",
         )
@@ -300,6 +303,8 @@ class Bench:
         r.m = self.run(scan, prepare=touch_prepare)
         r.output = self.scan_json(r.m)
         r.note = f"changed: {rel}"
+        if self.args.compare_ref:
+            self.compare_ref(scan)
         # what the run re-analysed, from the API (untimed; one more change so that nothing is cached)
         self.touch(rel, "\n# changed by bench/run.py (verification)\n")
         info = self.probe()
@@ -310,6 +315,28 @@ class Bench:
         else:
             r.note += "; could not verify"
             self.touched_ok = None
+
+    def compare_ref(self, scan: list[str]) -> None:
+        """Cold and warm scans with asyncmigrate at ``--compare-ref`` (its cache goes where that version puts
+        it; the tree is the same)."""
+        ref = self.args.compare_ref
+        code = self.work / "ref"
+        code.mkdir(exist_ok=True)
+        repo = Path(__file__).resolve().parents[1]
+        archive = subprocess.run(["git", "-C", str(repo), "archive", ref, "asyncmigrate"], capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(code)], input=archive.stdout, check=True)
+        env = dict(self.env, PYTHONPATH=str(code))
+        old_cache = self.work / "ref-cache"
+
+        def cold_prepare() -> None:
+            shutil.rmtree(old_cache, ignore_errors=True)
+            shutil.rmtree(self.tree / ".asyncmigrate_cache", ignore_errors=True)
+
+        for key, label, prepare in (("ref-cold", f"asyncmigrate scan at {ref}, cold", cold_prepare),
+                                    ("ref-warm", f"asyncmigrate scan at {ref}, warm", None)):
+            r = self.row(key, label)
+            r.m = best_of(self.args.repeat, lambda: measure(scan, self.tree, env), prepare)
+            r.output = self.scan_json(r.m)
 
     def probe(self) -> Optional[dict]:
         """An untimed run through ``asyncmigrate.api``: files re-analysed, and whether the project pass ran."""
@@ -444,6 +471,8 @@ class Bench:
         add("cold", "< flake8-async", ratio(wall("cold"), wall("flake8")), 1.0, strict=True)
         add("cold", "≤ 1.3× libcst parse", ratio(wall("cold"), wall("libcst")), 1.3)
         add("warm", "≤ 2× ruff warm", ratio(wall("warm"), wall("ruff-warm")), 2.0)
+        if "ref-warm" in self.rows:
+            add("warm", "≤ 1× the same scan at --compare-ref", ratio(wall("warm"), wall("ref-warm")), 1.0)
         if "warm-seed" in self.rows:
             add("warm-seed", "≤ 2× ruff warm", ratio(wall("warm-seed"), wall("ruff-warm")), 2.0)
         ok = getattr(self, "touched_ok", None)
@@ -483,7 +512,7 @@ class Bench:
         table.add_column("peak RSS MiB\ntree (1 proc)", justify="right")
         table.add_column("output")
         table.add_column("targets")
-        order = ["cold", "warm", "warm-seed", "touched", "check", "ruff-cold", "ruff-warm", "flake8", "libcst", "ast",
+        order = ["cold", "warm", "warm-seed", "touched", "ref-cold", "ref-warm", "check", "ruff-cold", "ruff-warm", "flake8", "libcst", "ast",
                  "fix"]
         for key in order:
             row = self.rows.get(key)
@@ -538,6 +567,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help="runs for the slow reference steps, flake8 and libcst (default: --repeat)")
     ap.add_argument("--json", type=Path, help="also write the measurements to this JSON file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary tree")
+    ap.add_argument("--compare-ref", default=None, metavar="REF",
+                    help="also time cold and warm scans with asyncmigrate at this git ref (same run, same files)")
     ap.add_argument("--width", type=int, default=160, help="table width (default 160)")
     ap.add_argument("--skip", default="",
                     help="comma-separated steps to leave out: scan, ruff, flake8, libcst, ast, check, fix "

@@ -41,3 +41,30 @@ def counts(findings: Iterable[Finding]) -> dict:
         # how many findings rest on a receiver's name alone (evidence ``name-only``): the share provenance misses
         "name_only": name_only,
     }
+
+
+def statistics(findings: Iterable[Finding]) -> list[dict]:
+    """``--statistics``: one row per rule code, most frequent first (ties by code), as Ruff prints them."""
+    rows: dict[str, dict] = {}
+    for f in findings:
+        row = rows.setdefault(f.code, {"code": f.code, "name": f.name, "count": 0, BLOCKS_LOOP: 0, DEBT: 0})
+        row["count"] += 1
+        row[f.severity] += 1
+    return sorted(rows.values(), key=lambda r: (-r["count"], r["code"]))
+
+
+def statistics_text(findings: Iterable[Finding]) -> str:
+    rows = statistics(findings)
+    if not rows:
+        return "no findings"
+    width = max(len(str(r["count"])) for r in rows)
+    name_width = max(len(r["name"]) for r in rows)
+    return "\n".join(f"{r['count']:>{width}}  {r['code']}  {r['name']:<{name_width}}  "
+                     f"{r[BLOCKS_LOOP]} blocks-loop, {r[DEBT]} debt" for r in rows)
+
+
+def statistics_json(findings: Iterable[Finding]) -> str:
+    import json
+
+    return json.dumps([{"code": r["code"], "name": r["name"], "count": r["count"], "blocks_loop": r[BLOCKS_LOOP],
+                        "debt": r[DEBT]} for r in statistics(findings)], indent=2)

@@ -12,6 +12,7 @@ import textwrap
 from rich.table import Table
 
 from ..rules.base import Bad, Good, Rule
+from .plain import plain
 
 SECTIONS = ("What it does", "Why it matters", "Example", "Use instead", "Fix safety")
 
@@ -61,16 +62,26 @@ def rules_markdown(rules: dict[str, type[Rule]]) -> str:
     return "\n".join(head + rows) + "\n\n" + "\n".join(rule_markdown(cls) for cls in rules.values())
 
 
-def rules_table(rules: dict[str, type[Rule]]) -> Table:
-    table = Table(title="asyncmigrate rules")
-    for col in ("code", "name", "category", "severity", "summary"):
-        table.add_column(col, overflow="fold")
+def rules_table(rules: dict[str, type[Rule]], width: int | None = None) -> Table:
+    """Every rule; names and codes are never broken.  Below ``width`` columns of room for the full table
+    (80-column terminals), category and severity are left out so the summary wraps at word boundaries."""
+    narrow = width is not None and width < 140
+    cols = ("code", "name", "summary") if narrow else ("code", "name", "category", "severity", "summary")
+    table = Table(title="asyncmigrate rules", title_justify="left")
+    for col in cols:
+        if col == "summary":
+            table.add_column(col, overflow="fold", ratio=1)
+        else:
+            table.add_column(col, no_wrap=True)
     for code, cls in rules.items():
-        table.add_row(code, cls.name, cls.category, cls.severity, cls.summary())
+        row = {"code": code, "name": cls.name, "category": cls.category, "severity": cls.severity,
+               "summary": plain(cls.summary())}
+        table.add_row(*(row[c] for c in cols))
     return table
 
 
 def rules_json(rules: dict[str, type[Rule]]) -> str:
     return json.dumps([{"code": c, "name": r.name, "category": r.category, "family": r.family,
-                        "severity": r.severity, "summary": r.summary(), "explanation": r.explanation()}
+                        "severity": r.severity, "summary": plain(r.summary()),
+                        "explanation": plain(r.explanation())}
                        for c, r in rules.items()], indent=2)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from ..model import BLOCKS_LOOP, DEBT, FileError, Finding, ScanResult
 from .counts import counts
+from .plain import plain
 
 
 def escape_data(s: str) -> str:
@@ -35,7 +36,7 @@ def command(kind: str, message: str, **properties: object) -> str:
 
 
 def finding_command(f: Finding) -> str:
-    message = f.message
+    message = plain(f.message)
     if len(f.chain) > 1:
         message += " (on the loop via " + " → ".join(f.chain) + ")"
     return command(

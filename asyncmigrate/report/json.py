@@ -15,6 +15,7 @@ from typing import Optional
 from .. import __version__
 from ..model import FileError, Finding, ScanResult
 from .counts import counts
+from .plain import plain
 
 JSON_VERSION = 1
 
@@ -30,7 +31,7 @@ def finding_dict(f: Finding) -> dict:
         "name": f.name,
         "category": f.category,
         "severity": f.severity,
-        "message": f.message,
+        "message": plain(f.message),
         "scope": f.scope,
         "chain": list(f.chain),
         "evidence": f.evidence,

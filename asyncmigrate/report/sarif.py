@@ -8,8 +8,10 @@ section, ``help`` the whole explanation (``help.markdown`` is the page
 (``blocks-loop`` -> ``error``, ``debt`` -> ``warning``), a region whose columns
 are 1-based code points (``columnKind: unicodeCodePoints``; end exclusive, as in
 :class:`~asyncmigrate.model.Span`), the baseline fingerprint under
-``partialFingerprints["asyncmigrate/v1"]`` and, in ``properties``, the fields
-SARIF has no slot for (severity, category, scope, evidence, chain).
+``partialFingerprints["asyncmigrate/v1"]``, the call chain that puts it on the
+event loop as ``codeFlows`` (one thread flow, a step per function) and, in
+``properties``, the fields SARIF has no slot for (severity, category, scope,
+evidence, and the chain again as a plain list).
 
 Relative paths are written relative to ``%SRCROOT%`` (the directory the scan
 ran from); absolute ones become ``file://`` URIs.  Files that could not be
@@ -31,6 +33,7 @@ from .. import __version__
 from ..model import BLOCKS_LOOP, FileError, Finding, ScanResult
 from ..rules.base import Rule, all_rules
 from .docs import SECTIONS, rule_markdown, sections
+from .plain import plain
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -79,7 +82,7 @@ def _location(path: str, reg: dict[str, int] | None) -> dict[str, Any]:
 
 def _text(s: str) -> str:
     # rule docstrings use reST-style double backticks; plain-text viewers show them as-is
-    return s.replace("``", "`")
+    return plain(s)
 
 
 def help_text(cls: type[Rule]) -> str:
@@ -145,7 +148,7 @@ def chain_text(f: Finding) -> str:
 
 
 def result_dict(f: Finding, index: dict[str, int]) -> dict[str, Any]:
-    text = f.message
+    text = plain(f.message)
     via = chain_text(f)
     if via:
         text += f" (on the loop via {via})"
@@ -159,6 +162,8 @@ def result_dict(f: Finding, index: dict[str, int]) -> dict[str, Any]:
     })
     if f.fingerprint:
         out["partialFingerprints"] = {FINGERPRINT_KEY: f.fingerprint}
+    if len(f.chain) > 1:
+        out["codeFlows"] = [code_flow(f)]
     out["properties"] = {
         "severity": f.severity,
         "category": f.category,
@@ -167,6 +172,25 @@ def result_dict(f: Finding, index: dict[str, int]) -> dict[str, Any]:
         "chain": list(f.chain),
     }
     return out
+
+
+def code_flow(f: Finding) -> dict[str, Any]:
+    """The call chain as SARIF's standard ``codeFlows`` (what GitHub code scanning shows as the path).
+
+    One step per function, outermost first, each a logical location (its qualified name); the last step is
+    the finding itself, with its physical location.  The chain does not carry the call sites' positions.
+    """
+    steps: list[dict[str, Any]] = []
+    last = len(f.chain) - 1
+    for i, name in enumerate(f.chain):
+        location: dict[str, Any] = {"logicalLocations": [{"fullyQualifiedName": name, "kind": "function"}]}
+        if i == last:
+            location = {**_location(f.path, region(f.span.line, f.span.column, f.span.end_line, f.span.end_column)),
+                        **location, "message": {"text": plain(f.message)}}
+        else:
+            location["message"] = {"text": f"{'runs on the event loop and ' if i == 0 else ''}calls {f.chain[i + 1]}"}
+        steps.append({"location": location, "nestingLevel": i, "executionOrder": i + 1})
+    return {"message": {"text": f"on the loop via {chain_text(f)}"}, "threadFlows": [{"locations": steps}]}
 
 
 def notification(e: FileError) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def test_own_suite_passes_before_and_after_fix(backend: Path) -> None:
 
     fixed = _run(["-m", "asyncmigrate", "fix", ".", "--write", "--no-cache"], backend)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    assert "tests/conftest.py: EngineToAsync, MigrateTestOverrides" in fixed.stderr
+    assert "tests/conftest.py: async engine and session factory, test overrides" in fixed.stderr
 
     migrated = _suite(backend)
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr

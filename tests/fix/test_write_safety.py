@@ -233,8 +233,8 @@ def test_diff_of_a_latin1_file_is_readable(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- atomicity under kill
-def _start(root: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+def _start(root: Path, extra_env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(extra_env or {})}
     # its own process group: the worker pool dies with it, and SIGINT reaches the group like a Ctrl-C would
     return subprocess.Popen([sys.executable, "-m", "asyncmigrate", "fix", str(root), "--write", "--no-cache", "-q"],
                             cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
@@ -312,30 +312,42 @@ def _assert_old_or_new(root: Path, old: dict[str, bytes], new: dict[str, bytes],
     return sum(real[k] == new[k] and old[k] != new[k] for k in real)
 
 
+def _start_paused(root: Path, point: str) -> tuple[subprocess.Popen, Path]:
+    """``fix --write`` that stops at the pause point ``point`` (``asyncmigrate.pause_points``) and waits there."""
+    marker = root.parent / f"{root.name}.paused"
+    env = {"ASYNCMIGRATE_TEST_PAUSE": point, "ASYNCMIGRATE_TEST_PAUSE_FILE": str(marker)}
+    return _start(root, env), marker
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_killed_write_leaves_every_file_old_or_new(many_files, tmp_path: Path, sig: int) -> None:
-    """Kill ``fix --write`` at random moments of its write phase (found by watching the tree), and once early."""
+    """Kill ``fix --write`` at known points (paused there, no timing involved): before the first write, and
+    after the 1st, 20th and last file written; then at random moments of its write phase (found by
+    watching the tree), where the kill may land inside one file's write."""
     original, old, new, window = many_files
+    changed = sum(old[k] != new[k] for k in old)
+    for point, written in (("before-write", 0), ("written:1", 1), ("written:20", 20), (f"written:{changed}", changed)):
+        root = tmp_path / point.replace(":", "-")
+        shutil.copytree(original, root)
+        proc, marker = _start_paused(root, point)
+        while proc.poll() is None and not marker.exists():
+            time.sleep(0.01)
+        assert proc.poll() is None, f"fix ended before reaching {point}"
+        _stop(proc, sig)
+        assert _assert_old_or_new(root, old, new, sig, 0.0) == written, point
+        shutil.rmtree(root)
     rng = random.Random(20240611 + int(sig))
-    delays = [None] + sorted(rng.uniform(0.0, 1.2) * window for _ in range(5))  # None: during the analysis
-    progress = []
-    for i, delay in enumerate(delays):
+    for i, delay in enumerate(sorted(rng.uniform(0.0, 1.2) * window for _ in range(3))):
         root = tmp_path / f"run{i}"
         shutil.copytree(original, root)
         database_mtime = (root / "app" / "database.py").stat().st_mtime_ns
         proc = _start(root)
-        if delay is None:
-            time.sleep(0.3)
-        else:
-            while proc.poll() is None and not _write_started(root, database_mtime):
-                time.sleep(0.0005)
-            time.sleep(delay)
+        while proc.poll() is None and not _write_started(root, database_mtime):
+            time.sleep(0.0005)
+        time.sleep(delay)
         _stop(proc, sig)
-        progress.append(_assert_old_or_new(root, old, new, sig, delay or 0.0))
+        _assert_old_or_new(root, old, new, sig, delay)
         shutil.rmtree(root)
-    print(f"write phase {window * 1000:.1f} ms; new files per kill: {progress}")
-    assert progress[0] == 0, "killed during the analysis, yet files were written"
-    assert any(progress[1:]), f"no kill landed after the first write (new files per run: {progress})"
 
 
 def test_next_run_after_a_kill_completes_the_migration(many_files, tmp_path: Path) -> None:

@@ -206,3 +206,23 @@ def test_run_properties_are_passed_through(validator):
     doc = json.loads(sarif.render(ScanResult(), {"asyncmigrate/baseline": {"new": 0}}))
     assert_valid(validator, doc)
     assert doc["runs"][0]["properties"] == {"asyncmigrate/baseline": {"new": 0}}
+
+
+def test_chain_is_a_code_flow(validator, result):
+    """GitHub code scanning shows a call path from ``codeFlows``: one thread flow, a step per function of the chain,
+    outermost first, the last one at the finding itself."""
+    doc = json.loads(sarif.render(result))
+    assert_valid(validator, doc)
+    pairs = list(zip(result.findings, doc["runs"][0]["results"]))
+    [(f, r)] = [(f, r) for f, r in pairs if f.code == "ASM110" and f.scope == "load"]
+    [flow] = r["codeFlows"]
+    [thread] = flow["threadFlows"]
+    steps = thread["locations"]
+    assert [s["location"]["logicalLocations"][0]["fullyQualifiedName"] for s in steps] == list(f.chain)
+    assert [s["executionOrder"] for s in steps] == list(range(1, len(f.chain) + 1))
+    assert steps[0]["location"]["message"]["text"] == "runs on the event loop and calls app.main.load"
+    assert steps[-1]["location"]["physicalLocation"] == r["locations"][0]["physicalLocation"]
+    assert steps[-1]["location"]["message"]["text"] == f.message
+    # a finding reached without a chain has no code flow
+    assert all("codeFlows" not in r for f, r in pairs if len(f.chain) < 2)
+    assert any(len(f.chain) < 2 for f, _ in pairs)
