@@ -9,8 +9,9 @@ not block the loop, whether it is a lambda, a local ``def`` or any callable:
 
 * a function passed by reference is never *called* by the code that passes it, so the call graph never puts it
   on the loop (``CallGraph``);
-* a lambda's calls are recorded in the enclosing function (``CallSite.in_lambda``): :func:`off_loop_spans`
-  names the ones inside such an argument, and ``findings.analyze`` judges them off the loop;
+* a lambda's calls are recorded in the enclosing function (``CallSite.in_lambda``): :func:`off_loop` names
+  the ones inside such an argument, and ``findings.analyze`` judges them off the loop (for ``run_sync``: its
+  database work only; ``time.sleep`` or a file read there still runs on the loop's thread);
 * ``metadata.create_all(conn)`` in code handed to an async connection's ``run_sync`` is the migrated form
   itself (ASM143 reads :func:`facade_spans` and :func:`facade_functions`).
 """
@@ -61,16 +62,29 @@ def _handoffs(project: "Project", fid: str) -> list[tuple[str, CallSite]]:
 
 
 def _lambda_calls(project: "Project", fid: str, kinds: tuple[str, ...]) -> frozenset[Span]:
-    handoffs = [call.span for kind, call in _handoffs(project, fid) if kind in kinds]
-    if not handoffs:
-        return frozenset()
-    return frozenset(c.span for c in project.functions[fid].summary.calls
-                     if c.in_lambda and any(_inside(c.span, outer) for outer in handoffs))
+    memo = project.__dict__.setdefault("_lambda_memo", {})
+    key = (fid, kinds)
+    hit = memo.get(key)
+    if hit is None:
+        handoffs = [call.span for kind, call in _handoffs(project, fid) if kind in kinds]
+        hit = frozenset(c.span for c in project.functions[fid].summary.calls
+                        if c.in_lambda and any(_inside(c.span, outer) for outer in handoffs)) if handoffs else frozenset()
+        memo[key] = hit
+    return hit
 
 
-def off_loop_spans(project: "Project", fid: str) -> frozenset[Span]:
-    """Spans of the calls in ``fid`` made by lambdas handed to ``run_sync`` or a thread runner."""
-    return _lambda_calls(project, fid, ("facade", "thread"))
+#: what code handed to an async connection's or session's ``run_sync`` does without blocking: its database
+#: I/O goes through the async driver.  The greenlet runs on the loop's thread, so ``time.sleep``, files or HTTP
+#: there still block the loop.
+_FACADE_CATEGORIES = frozenset({"session-dependency", "session-factory", "query", "session-method", "engine"})
+
+
+def off_loop(project: "Project", fid: str, span: Span, category: str) -> bool:
+    """The call at ``span`` in ``fid`` is made by a lambda that runs off the loop: one handed to a thread runner,
+    or, for database work (``category``), to ``run_sync``."""
+    if span in _lambda_calls(project, fid, ("thread",)):
+        return True
+    return category in _FACADE_CATEGORIES and span in _lambda_calls(project, fid, ("facade",))
 
 
 def facade_spans(project: "Project", fid: str) -> frozenset[Span]:
