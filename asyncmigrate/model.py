@@ -10,9 +10,11 @@ pickle cheaply and compare by value:
 
 * ``("n", name)``            a bare name
 * ``("a", expr, attr)``      ``expr.attr``
-* ``("c", expr)``            the result of calling ``expr(...)``
+* ``("c", expr)``            the result of calling ``expr(...)``; ``("c", expr, cls)`` when the call names the
+  class it makes (``sessionmaker(..., class_=AsyncSession)``)
 * ``("next", expr)``         ``next(expr)``
 * ``("aw", expr)``           ``await expr``
+* ``("yfrom", expr)``        what ``yield from expr`` hands out (in ``FunctionSummary.returns``)
 * ``("s", "Class")``         ``self`` inside methods of ``Class`` (module-relative qualname)
 * ``None``                   anything else (unknown)
 """
@@ -133,6 +135,12 @@ class FunctionSummary:
     bindings: Tuple[Binding, ...] = ()
     #: the span of each entry of ``attribute_reads``, in the same order
     attribute_read_spans: Tuple[Span, ...] = ()
+    #: names declared ``global`` here: their entries in ``assigns`` are module variables' sources
+    #: (``global SessionLocal; SessionLocal = sessionmaker(...)`` in an init function)
+    global_names: Tuple[str, ...] = ()
+    #: ``container["key"] = expr`` with a literal string key: ``(container, key, expr)``
+    #: (a wrapper that hands a session on through ``kwargs["db_session"]``)
+    item_assigns: Tuple[Tuple[str, str, Expr], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

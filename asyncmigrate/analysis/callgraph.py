@@ -16,6 +16,11 @@ threadpool.
 * ``loop_chain[fid]``: for every function that runs on the loop, the shortest
   chain of calls from an ``async def`` to it (the finding's ``chain``);
 * ``callers[fid]``: the reverse edges (for async propagation in ``fix``).
+
+A function replaced by a decorator's wrapper (``analysis/wrappers.py``) is called through it: a caller on
+the loop puts the wrapper and that function on the loop (chain ``caller → wrapper → function``), and the
+wrapper's own calls of the functions it wraps never do, so each decorated function's place follows its own
+callers.
 """
 
 from __future__ import annotations
@@ -48,11 +53,17 @@ class CallGraph:
                     out.append((callee, call))
                     graph.callers.setdefault(callee, []).append((fid, call))
             graph.edges[fid] = out
+        # a wrapper calls the functions it wraps through its parameter (``func(session, *args)``)
+        for wrapper, _ in project.wrappers.calls.items():
+            for callee, call in project.wrappers.edges(wrapper):
+                graph.edges.setdefault(wrapper, []).append((callee, call))
+                graph.callers.setdefault(callee, []).append((wrapper, call))
         graph._propagate_loop()
         return graph
 
     def _propagate_loop(self) -> None:
         fns = self.project.functions
+        wrapped_by = self.project.wrappers.wrapped_by
         queue: deque[str] = deque()
         for fid, fn in fns.items():
             if fn.summary.is_async or self._loop_hook(fn.summary):
@@ -63,15 +74,22 @@ class CallGraph:
             chain = self.loop_chain[fid]
             from_test = self._is_test(fid)
             for callee, call in self.edges.get(fid, ()):
-                if callee in self.loop_chain or call.in_lambda:
+                if call.in_lambda or callee in self.loop_chain and callee not in wrapped_by:
                     continue
+                if fid == wrapped_by.get(callee):
+                    continue  # a wrapper runs each function it wraps only when *that* function is called
                 if from_test and not self._is_test(callee):
                     # an async test calling production code runs it on the *test's* loop: that says nothing
                     # about production, where severity must come from production callers
                     continue
-                if fns[callee].summary.is_async:
-                    continue  # already a root
-                self.loop_chain[callee] = chain + (callee,)
+                wrapper = wrapped_by.get(callee)
+                if wrapper is not None and wrapper not in self.loop_chain:
+                    # calling a decorated function runs its wrapper first, on the caller's side
+                    self.loop_chain[wrapper] = chain + (wrapper,)
+                    queue.append(wrapper)
+                if callee in self.loop_chain or fns[callee].summary.is_async:
+                    continue  # already reached, or a root
+                self.loop_chain[callee] = chain + ((wrapper,) if wrapper else ()) + (callee,)
                 queue.append(callee)
 
     def _is_test(self, fid: str) -> bool:

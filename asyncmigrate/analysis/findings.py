@@ -18,6 +18,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 from ..model import BLOCKS_LOOP, DEBT, FileError, FileSummary, Finding, ScanResult
 from ..rules.base import FunctionContext, Hit, Rule
 from .callgraph import CallGraph
+from .handoff import off_loop
 from .index import MODULE_SCOPE
 from .sessions import Project, Settings
 
@@ -103,7 +104,8 @@ def analyze(
         fn = project.functions.get(fid)
         if fn is None:
             continue
-        on_loop = graph.on_loop(fid)
+        # a lambda handed to ``run_sync`` / a thread runner runs off the loop, wherever it is written
+        on_loop = graph.on_loop(fid) and not off_loop(project, fid, hit.span, rule.category)
         sev = _severity(rule.severity, on_loop, fid in migrating, severity_overrides.get(rule.code))
         if sev is None:
             continue

@@ -133,7 +133,10 @@ def _expr_of(node: ast.AST) -> Expr:
             # ``AsyncSession = NewType("AsyncSession", _AsyncSession)``: for provenance it is the type itself
             return expr_of(node.args[1])
         base = expr_of(func)
-        return ("c", base) if base is not None else None
+        if base is None:
+            return None
+        made = _class_argument(node)
+        return ("c", base, made) if made is not None else ("c", base)
     if isinstance(node, ast.Await):
         inner = expr_of(node.value)
         return ("aw", inner) if inner is not None else None
@@ -164,6 +167,23 @@ def _expr_of(node: ast.AST) -> Expr:
         return expr_of(parsed.body)
     if isinstance(node, ast.NamedExpr):
         return expr_of(node.value)
+    return None
+
+
+def _class_argument(node: ast.Call) -> Expr:
+    """``sessionmaker(bind=e, class_=AsyncSession)`` / ``sessionmaker(e, AsyncSession)``: the class the factory
+    makes, kept in the call's encoding (``("c", func, class)``) so that a factory of async sessions built with
+    the sync ``sessionmaker`` is known as one (the project pass decides whether ``func`` is SQLAlchemy's; an
+    aliased import, ``from sqlalchemy.orm import sessionmaker as sm``, is not seen here)."""
+    func = node.func
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    if name != "sessionmaker":
+        return None  # every other call keeps the plain ``("c", func)`` shape that rules compare against
+    for k in node.keywords:
+        if k.arg == "class_":
+            return expr_of(k.value)
+    if len(node.args) >= 2:
+        return expr_of(node.args[1])
     return None
 
 
@@ -253,6 +273,7 @@ class _Frame:
         "qualname", "name", "class_qualname", "is_async", "span", "decorators", "decorator_calls", "params",
         "assigns", "annotations", "self_assigns", "returns", "is_generator", "calls", "awaited_receivers",
         "attribute_reads", "kind", "self_name", "response_model", "return_annotation", "bindings", "attribute_read_spans",
+        "global_names", "item_assigns",
     )
 
     def __init__(self, qualname: str, name: str, class_qualname: Optional[str], is_async: bool, span: Span):
@@ -278,6 +299,8 @@ class _Frame:
         self.self_name: Optional[str] = None
         self.response_model: Expr = None
         self.return_annotation: Expr = None
+        self.global_names: list[str] = []
+        self.item_assigns: list[tuple[str, str, Expr]] = []
 
     def freeze(self) -> FunctionSummary:
         return FunctionSummary(
@@ -302,6 +325,8 @@ class _Frame:
             return_annotation=self.return_annotation,
             bindings=tuple(self.bindings),
             attribute_read_spans=tuple(self.attribute_read_spans),
+            global_names=tuple(dict.fromkeys(self.global_names)),
+            item_assigns=tuple(self.item_assigns),
         )
 
 
@@ -576,6 +601,9 @@ class _Indexer(ast.NodeVisitor):
             frame.self_assigns.append((target.attr, value))
             if annotation is not None:
                 frame.self_assigns.append((target.attr, ("annot", annotation)))
+        elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) \
+                and isinstance(target.slice, ast.Constant) and isinstance(target.slice.value, str) and value is not None:
+            frame.item_assigns.append((target.value.id, target.slice.value, value))
         elif isinstance(target, (ast.Tuple, ast.List)):
             for elt in target.elts:
                 self._record_target(elt.value if isinstance(elt, ast.Starred) else elt, None)
@@ -676,7 +704,14 @@ class _Indexer(ast.NodeVisitor):
 
     def visit_YieldFrom(self, node: ast.YieldFrom) -> None:
         self.frame.is_generator = True
+        inner = expr_of(node.value)
+        if inner is not None:
+            self.frame.returns.append(("yfrom", inner))
         self.visit(node.value)
+
+    def visit_Global(self, node: ast.Global) -> None:
+        if len(self.frames) > 1:
+            self.frame.global_names.extend(node.names)
 
     def visit_If(self, node: ast.If) -> None:
         if (

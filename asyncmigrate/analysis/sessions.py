@@ -29,6 +29,8 @@ from typing import Iterable, Iterator, Optional
 from .. import facts
 from ..model import CallSite, ClassSummary, Expr, FileSummary, FunctionSummary, Param
 from .index import MODULE_SCOPE
+from .roots import ImportRoots
+from .wrappers import Wrappers, find_wrappers
 
 Value = Optional[tuple]
 SESSION, ASESSION = "session", "asession"
@@ -97,7 +99,11 @@ class Project:
         self._targets: dict[int, tuple[Value]] = {}  # id(CallSite) -> (callee value,); summaries outlive it
         self._foreign_memo: dict[tuple, bool] = {}
         self._foreign_stack: set[tuple] = set()
+        self._wrappers: Optional[Wrappers] = None
         self._index()
+        self.roots = ImportRoots(self.modules)
+        self._import_memo: dict[tuple[str, str], Value] = {}
+        self._resolving_imports: set[tuple[str, str]] = set()
         #: the name-only fallback needs a SQLAlchemy project (see :meth:`receiver`)
         self.uses_sqlalchemy = self._uses_sqlalchemy()
 
@@ -130,7 +136,15 @@ class Project:
                 if "." not in cls.qualname:
                     defs[cls.qualname] = cid
             self._module_defs[mod] = defs
-            self._module_vars[mod] = self._fn_locals[f"{mod}:{MODULE_SCOPE}"]
+            module_vars = self._module_vars[mod] = self._fn_locals[f"{mod}:{MODULE_SCOPE}"]
+            # ``global SessionLocal`` then ``SessionLocal = sessionmaker(...)`` in an init function: a source of the
+            # module variable, evaluated where it is assigned
+            for fn in fs.functions:
+                if fn.global_names:
+                    fid = f"{mod}:{fn.qualname}"
+                    for name, value in fn.assigns:
+                        if name in fn.global_names and value is not None:
+                            module_vars.setdefault(name, []).append(("in", fid, value))
         # self.x = ... in any method -> class attribute sources (evaluated in that method)
         for fid, fn in self.functions.items():
             cq = fn.summary.class_qualname
@@ -145,7 +159,7 @@ class Project:
     # ------------------------------------------------------------------ resolution
     def find_module(self, dotted: str) -> Optional[str]:
         """The project module for an import path, allowing a different package root."""
-        if dotted in self.modules:
+        if dotted in self.modules and not self.roots.shadows(dotted):
             return dotted
         # ``app.database`` may be ``backend.app.database`` here; a bare ``sqlalchemy`` must never match
         # a project's own ``polar.kit.extensions.sqlalchemy``: suffixes need two components
@@ -156,7 +170,7 @@ class Project:
         parts = dotted.split(".")
         for i in range(1, len(parts)):
             tail = ".".join(parts[i:])
-            if tail in self.modules:
+            if tail in self.modules and not self.roots.shadows(tail):
                 return tail
         return None
 
@@ -175,6 +189,31 @@ class Project:
         finally:
             self._resolving.discard(qualname)
         self._qualified_memo[qualname] = result
+        return result
+
+    def resolve_import(self, qualname: str, importer: str) -> Value:
+        """An imported name as module ``importer`` sees it: by path for a file outside any package
+        (:mod:`.roots`), else by module name (:meth:`resolve_qualified`)."""
+        if not self.roots.applies(importer):
+            return self.resolve_qualified(qualname)
+        key = (importer, qualname)
+        if key in self._import_memo:
+            return self._import_memo[key]
+        located = self.roots.locate(importer, qualname)
+        if located is None:
+            result = self.resolve_qualified(qualname)
+        elif key in self._resolving_imports or len(self._resolving_imports) > _MAX_DEPTH:
+            return None  # an import cycle
+        else:
+            self._resolving_imports.add(key)
+            try:
+                target, rest = located
+                result = ("module", target) if not rest else self.module_symbol(target, rest[0])
+                for attr in rest[1:]:
+                    result = self.attribute(result, attr, None)
+            finally:
+                self._resolving_imports.discard(key)
+        self._import_memo[key] = result
         return result
 
     def _resolve_qualified(self, qualname: str) -> Value:
@@ -200,7 +239,7 @@ class Project:
             return self.value(("n", name), f"{mod}:{MODULE_SCOPE}")
         imported = self._imports.get(mod, {}).get(name)
         if imported is not None and depth < 8:
-            return self.resolve_qualified(imported)
+            return self.resolve_import(imported, mod)
         sub = self.find_module(f"{self.modules[mod].module}.{name}") if mod in self.modules else None
         if sub is not None:
             return ("module", sub)
@@ -238,7 +277,7 @@ class Project:
             return self._local_value(f"{mod}:{MODULE_SCOPE}", name)
         imported = self._imports.get(mod, {}).get(name)
         if imported is not None:
-            return self.resolve_qualified(imported)
+            return self.resolve_import(imported, mod)
         if name in _BUILTINS:
             return ("ext", f"builtins.{name}")
         return None
@@ -267,20 +306,30 @@ class Project:
         if kind == "a":
             return self.attribute(self.value(expr[1], fid), expr[2], fid)
         if kind == "c":
-            return self.call_result(self.value(expr[1], fid), expr[1], fid)
+            if expr[1] == ("n", "super"):
+                return self._super(fid)
+            return self.call_result(self.value(expr[1], fid), expr[1], fid, expr[2] if len(expr) > 2 else None)
         if kind == "next":
             inner = expr[1]
             if inner and inner[0] == "c":
-                target = self.value(inner[1], fid)
-                if target and target[0] == "func" and self.provides(target[1]) is not None:
-                    return self._as_evidence(self.provides(target[1]), "provider")
+                helper = self._function_of(self.value(inner[1], fid))
+                if helper is not None and self.provides(helper) is not None:
+                    return self._as_evidence(self.provides(helper), "provider")
+            return None
+        if kind == "yfrom":  # ``yield from helper()``: what the helper hands out
+            inner = expr[1]
+            if inner and inner[0] == "c":
+                helper = self._function_of(self.value(inner[1], fid))
+                if helper is not None:
+                    return self.provides(helper)
             return None
         if kind == "with":
             ctx = expr[1]
             if ctx and ctx[0] == "c":
-                target = self.value(ctx[1], fid)
-                if target and target[0] == "func":
-                    provided = self.provides(target[1])
+                # ``with get_sync_db_session() as s`` / ``with database.session() as s``: follow the helper's yield
+                helper = self._function_of(self.value(ctx[1], fid))
+                if helper is not None:
+                    provided = self.provides(helper)
                     if provided is not None:
                         return self._as_evidence(provided, "provider")
             entered = self.value(ctx, fid)
@@ -296,6 +345,23 @@ class Project:
             return self.type_value(expr, fid)
         if kind == "dep":
             return self.dependency_value(expr, fid)
+        if kind == "sub":
+            # ``BaseRepository[User]`` / ``CRUDBase[Item, ItemCreate]``: a project class subscripted is its generic
+            # alias, which subclasses and instantiates as the class itself; other subscripts (``rows[0]``,
+            # ``settings["db"]``) are items, not followed
+            base = self.value(expr[1], fid)
+            return base if base is not None and base[0] == "class" else None
+        return None
+
+    @staticmethod
+    def _function_of(target: Value) -> Optional[str]:
+        """The project function a callee value runs: a function, or a bound method."""
+        if target is None:
+            return None
+        if target[0] == "func":
+            return target[1]
+        if target[0] == "method":
+            return target[2]
         return None
 
     @staticmethod
@@ -335,7 +401,22 @@ class Project:
             if method is not None:
                 return ("func", method)
             return self.class_attribute(base[1], attr)
+        if kind == "super":  # ``super().__init__(session)``: the next definition in the MRO, bound to self
+            for c in list(self.mro(base[1]))[1:]:
+                method = f"{c}.{attr}"
+                if method in self.functions:
+                    return ("method", base[1], method)
+            return None
         return None
+
+    def _super(self, fid: str) -> Value:
+        """``super()`` in a method (also a nested function's closure of one): ``("super", class)``."""
+        if self.lookup("super", fid) != ("ext", "builtins.super"):
+            return None  # a project ``super`` shadows the builtin
+        qual = self.functions[fid].summary.qualname.split(".<locals>.", 1)[0]
+        method = self.functions.get(f"{self.module_of(fid)}:{qual}")
+        cq = method.summary.class_qualname if method is not None else None
+        return ("super", f"{self.module_of(fid)}:{cq}") if cq else None
 
     def mro(self, cid: str) -> Iterator[str]:
         seen: set[str] = set()
@@ -388,7 +469,27 @@ class Project:
                 best = best or v
         return best or self.class_attribute(cid, attr)
 
-    def call_result(self, target: Value, func_expr: Expr, fid: str) -> Value:
+    def makes_async_sessions(self, made: Expr, fid: str) -> bool:
+        """``class_=`` of a sessionmaker names an async session class (``AsyncSession`` or a project subclass)."""
+        if made is None:
+            return False
+        v = self.value(made, fid)
+        if v is None:
+            return False
+        if v[0] == "ext":
+            return v[1] in facts.ASYNC_SESSION_TYPES
+        if v[0] == "class":
+            return self._session_subclass(v[1], "factory") == (ASESSION, "factory")
+        return False
+
+    def made_class(self, call: CallSite) -> Expr:
+        """The ``class_`` a sessionmaker call site names (keyword, or the second positional argument)."""
+        made = dict(call.kwargs).get("class_")
+        if made is None and len(call.args) >= 2:
+            made = call.args[1]
+        return made
+
+    def call_result(self, target: Value, func_expr: Expr, fid: str, made: Expr = None) -> Value:
         if target is None:
             return None
         kind = target[0]
@@ -406,6 +507,8 @@ class Project:
             return self.returns_value(callee)
         if kind == "ext":
             qn = target[1]
+            if qn in facts.SYNC_SESSIONMAKERS and self.makes_async_sessions(made, fid):
+                return ("afactory",)  # ``sessionmaker(bind=async_engine, class_=AsyncSession)``
             if qn in facts.SYNC_SESSIONMAKERS or self._configured(qn, self.settings.session_factories, factory=True):
                 return ("factory",)
             if qn in facts.SYNC_SESSION_TYPES:
@@ -601,41 +704,61 @@ class Project:
                 return 0  # Class.method(obj, ...): explicit self
         return 1
 
+    @property
+    def wrappers(self) -> Wrappers:
+        """Decorators whose wrapper calls the decorated function (:mod:`.wrappers`), found once."""
+        if self._wrappers is None:
+            self._wrappers = find_wrappers(self)
+        return self._wrappers
+
+    def _argument_flows(self) -> Iterator[tuple[str, CallSite, str, int]]:
+        """``(caller, call, callee, offset)`` for every call whose arguments reach a project function's parameters.
+
+        A call of a decorated function reaches it through its wrapper, which chooses the arguments
+        (``func(session, *args)``): there the wrapper's own call sites are the ones that bind the parameters.
+        """
+        wrappers = self.wrappers
+        for fid, fn in self.functions.items():
+            for call in fn.summary.calls:
+                if not call.args and not call.kwargs:
+                    continue
+                callee = self.callee(call, fid)
+                if callee is None or wrappers.rebinds(callee):
+                    continue
+                yield fid, call, callee, self._bound_offset(call, fid, callee)
+        for wrapper in wrappers.calls:
+            for callee, call in wrappers.flows(wrapper):
+                yield wrapper, call, callee, 0  # the wrapper calls the plain function: ``self`` comes explicitly
+
     def solve(self, max_rounds: int = 6) -> None:
         """Propagate sessions into parameters from call sites until nothing changes."""
         for _ in range(max_rounds):
             changed = False
-            for fid, fn in self.functions.items():
-                for call in fn.summary.calls:
-                    if not call.args and not call.kwargs:
+            for fid, call, callee, offset in self._argument_flows():
+                params = self.functions[callee].summary.params
+                positional = [p for p in params if p.index >= 0]
+                pairs: list[tuple[Param, Expr]] = []
+                for i, arg in enumerate(call.args):
+                    j = i + offset
+                    if j < len(positional):
+                        pairs.append((positional[j], arg))
+                by_name = {p.name: p for p in params}
+                for name, arg in call.kwargs:
+                    if name in by_name:
+                        pairs.append((by_name[name], arg))
+                for p, arg in pairs:
+                    key = (callee, p.name)
+                    if key in self.param_sessions or p.annotation is not None or p.depends is not None:
                         continue
-                    callee = self.callee(call, fid)
-                    if callee is None:
-                        continue
-                    params = self.functions[callee].summary.params
-                    positional = [p for p in params if p.index >= 0]
-                    offset = self._bound_offset(call, fid, callee)
-                    pairs: list[tuple[Param, Expr]] = []
-                    for i, arg in enumerate(call.args):
-                        j = i + offset
-                        if j < len(positional):
-                            pairs.append((positional[j], arg))
-                    by_name = {p.name: p for p in params}
-                    for name, arg in call.kwargs:
-                        if name in by_name:
-                            pairs.append((by_name[name], arg))
-                    for p, arg in pairs:
-                        key = (callee, p.name)
-                        if key in self.param_sessions or p.annotation is not None or p.depends is not None:
-                            continue
-                        v = self.value(arg, fid)
-                        if v is not None and v[0] in (SESSION, ASESSION):
-                            self.param_sessions[key] = "call-site" if v[0] == SESSION else "async"
-                            changed = True
+                    v = self.value(arg, fid)
+                    if v is not None and v[0] in (SESSION, ASESSION):
+                        self.param_sessions[key] = "call-site" if v[0] == SESSION else "async"
+                        changed = True
             if not changed:
                 break
             self._value_memo.clear()
             self._qualified_memo.clear()
+            self._import_memo.clear()
             self._foreign_memo.clear()
 
     # ------------------------------------------------------------------ receivers

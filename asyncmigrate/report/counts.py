@@ -17,7 +17,9 @@ def counts(findings: Iterable[Finding]) -> dict:
     by_file: dict[str, dict[str, Counter]] = {}
     by_category: dict[str, Counter] = {}
     total: Counter = Counter()
+    name_only = 0
     for f in findings:
+        name_only += f.evidence == "name-only"
         by_file.setdefault(f.path, {}).setdefault(f.category, Counter())[f.severity] += 1
         by_category.setdefault(f.category, Counter())[f.severity] += 1
         total[f.severity] += 1
@@ -36,6 +38,8 @@ def counts(findings: Iterable[Finding]) -> dict:
         "files": files_out,
         "categories": {k: _cell(by_category[k]) for k in sorted(by_category, key=lambda k: order.get(k, 99))},
         "total": _cell(total),
+        # how many findings rest on a receiver's name alone (evidence ``name-only``): the share provenance misses
+        "name_only": name_only,
     }
 
 

@@ -88,6 +88,8 @@ def render(result: ScanResult, console: Console, show_findings: bool = True, max
     summary.append(f" in {len(data['files'])} of {len(result.files)} files: ")
     summary.append(f"{total[BLOCKS_LOOP]} block the event loop today", style="bold red")
     summary.append(f", {total[DEBT]} are migration debt (run in a threadpool or at import)")
+    if data["name_only"]:
+        summary.append(f"; {data['name_only']} rest on a name only", style="dim")
     if result.suppressed:
         summary.append(f"; {len(result.suppressed)} suppressed", style="dim")
     console.print(summary, highlight=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from .. import facts
+from ..analysis.handoff import facade_functions, facade_spans
 from .base import Bad, FunctionContext, Good, Hit, Rule
 
 _ENGINE_IO = frozenset({"connect", "begin", "execute", "raw_connection"})
@@ -107,7 +108,8 @@ AsyncSessionLocal = async_sessionmaker(expire_on_commit=False)
     def check(self, ctx: FunctionContext) -> Iterator[Hit]:
         for call in ctx.fn.summary.calls:
             qn = ctx.qualified_name(call)
-            if qn in facts.SYNC_SESSIONMAKERS:
+            if qn in facts.SYNC_SESSIONMAKERS and not ctx.project.makes_async_sessions(ctx.project.made_class(call),
+                                                                                       ctx.fid):
                 yield Hit(call.span, {"call": qn.rsplit(".", 1)[-1] + "()"}, "", call.snippet)
 
 
@@ -130,7 +132,9 @@ class MetadataCreateAll(Rule):
 
     Fix safety:
         Rewritten where it runs on the loop; module-level calls stay (the sync
-        engine still exists) and are reported.
+        engine still exists) and are reported.  Code handed to an async
+        connection's ``run_sync`` (a lambda, a local ``def``, any function) is
+        the migrated form already: it is not reported.
     """
 
     code = "ASM143"
@@ -153,14 +157,22 @@ async def startup(async_engine, Base):
     async with async_engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
 '''),
+        Good('''
+async def startup(async_engine, Base):
+    async with async_engine.begin() as conn:
+        await conn.run_sync(lambda sync_conn: Base.metadata.create_all(sync_conn, checkfirst=True))
+'''),
     )
 
     def check(self, ctx: FunctionContext) -> Iterator[Hit]:
+        if ctx.fid in facade_functions(ctx.project):
+            return  # ``await conn.run_sync(fn)``: fn's DDL goes through the async connection already
+        facade = facade_spans(ctx.project, ctx.fid)
         for call in ctx.fn.summary.calls:
             func = call.func
             if (
                 func and func[0] == "a" and func[2] in ("create_all", "drop_all") and not call.awaited
-                and func[1] and func[1][0] == "a" and func[1][2] == "metadata"
+                and func[1] and func[1][0] == "a" and func[1][2] == "metadata" and call.span not in facade
             ):
                 yield Hit(call.span, {"call": f"metadata.{func[2]}()"}, "", call.snippet)
 

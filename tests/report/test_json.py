@@ -73,7 +73,8 @@ def test_counts_agree_with_findings(example):
     _, doc = example
     found = doc["findings"]
     counts = doc["counts"]
-    assert set(counts) == {"files", "categories", "total"}
+    assert set(counts) == {"files", "categories", "total", "name_only"}
+    assert counts["name_only"] == sum(f["evidence"] == "name-only" for f in found)
     total = counts["total"]
     assert set(total) == CELL_KEYS
     assert total["total"] == len(found) == total[BLOCKS_LOOP] + total[DEBT]
