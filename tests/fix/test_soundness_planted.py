@@ -99,7 +99,8 @@ PLANTS = [
      "coroutine-unawaited", "whose result is dropped"),
     ("super-unawaited", "app/crud.py", _append(
         "\n\nclass Base:\n    async def save(self, db):\n        await db.commit()\n\n\n"
-        "class Child(Base):\n    def save(self, db):\n        super().save(db)\n"), "unknown-receiver", "super().save()"),
+        "class Child(Base):\n    def save(self, db):\n        super().save(db)\n"), "coroutine-unawaited", "`super().save()` is a "
+     "coroutine function, called without await"),
     # class 17: a receiver whose type is not inferred may be a converted class
     ("unknown-receiver", "app/crud.py", _append(
         "\n\nclass Store:\n    async def remove(self, db):\n        await db.commit()\n\n\n"
@@ -107,8 +108,8 @@ PLANTS = [
     ("generic-base", "app/crud.py", _append(
         "\n\nclass Fetcher:\n    def fetch(self, db):\n        return db.query(Item).all()\n\n\n"
         "class Typed(Fetcher[int]):\n    pass\n\n\nrepo = Typed()\n\n\n"
-        "async def use_typed(db: AsyncSession):\n    return repo.fetch(db)\n"), "unknown-receiver",
-     "an AsyncSession is handed to `repo.fetch()`"),
+        "async def use_typed(db: AsyncSession):\n    return repo.fetch(db)\n"), "async-session-sync-use",
+     "`db.query()` does not exist on the AsyncSession"),
     # class 15: what a coroutine returns entered with a plain ``with``
     ("with-await", "app/crud.py", _append(
         "\n\nasync def make_session(db):\n    return db\n\n\nasync def use_it(db):\n"
