@@ -19,7 +19,7 @@ before, passed after, what ``fix`` left for a human, blocks-loop findings of ``s
 and the wall time of ``fix``.  ``.runs/<name>/result.json`` keeps every test's outcome and the tail of
 each failure's output.
 
-    python -m tests.realsuites.harness [--only NAME] [--jobs N] [--keep-going]
+    python -m tests.realsuites.harness [--only NAME] [--jobs N] [--reuse-before]
     python -m tests.realsuites.harness --extract /work/.mirror/owner+name/repo   # git archive at the pinned commit
 """
 
@@ -309,8 +309,17 @@ def run_fix(cwd: Path) -> tuple[int, float, Optional[int], str]:
     return run.returncode, seconds, int(m[1]) if m else 0, run.stderr
 
 
+def _previous_before(base: Path) -> Optional[list[Outcome]]:
+    """The original's outcomes from the last run (``--reuse-before``: the original does not change)."""
+    try:
+        data = json.loads((base / "result.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return [Outcome(**o) for o in data.get("before", [])] or None
+
+
 def run_project(root: Path, project: Project, common: tuple[str, ...], jobs: int = 1,
-                pg: Optional[Postgres] = None, log=print) -> Report:
+                pg: Optional[Postgres] = None, log=print, reuse_before: bool = False) -> Report:
     src = root / project.dirname / project.folder
     if not src.is_dir():
         raise FileNotFoundError(f"{src} is missing: extract {project.repo} at {project.commit} into "
@@ -324,11 +333,17 @@ def run_project(root: Path, project: Project, common: tuple[str, ...], jobs: int
     prepare_copy(src, before_dir, project)
     py_before = venv(root, project, pins_for(project, common, after=False))
     py_after = venv(root, project, pins_for(project, common, after=True))
-    tests = runner.collect(py_before, before_dir)
+    previous = _previous_before(base) if reuse_before else None
+    if previous is not None:
+        report.before = previous
+        tests = [o.test for o in previous]
+        log(f"{project.name}: {len(tests)} tests; the original's results are reused from the last run")
+    else:
+        tests = runner.collect(py_before, before_dir)
+        log(f"{project.name}: {len(tests)} tests; running the original")
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            report.before = list(pool.map(lambda t: runner.run_one(py_before, before_dir, t), tests))
     report.tests = len(tests)
-    log(f"{project.name}: {len(tests)} tests; running the original")
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        report.before = list(pool.map(lambda t: runner.run_one(py_before, before_dir, t), tests))
     report.blocks_loop_before = blocks_loop(before_dir)
 
     prepare_copy(src, after_dir, project)
@@ -371,6 +386,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", help="project name(s) from the manifest")
     parser.add_argument("--jobs", "-j", type=int, default=1, help="test processes at a time (default 1)")
+    parser.add_argument("--reuse-before", action="store_true",
+                        help="take the original's results from the last run's result.json (it does not change)")
     parser.add_argument("--extract", metavar="GITDIR", help="extract a mirror at the manifest's commit and exit")
     args = parser.parse_args(argv)
     if not os.environ.get(ENV_VAR):
@@ -384,7 +401,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     for project in projects:
         if args.only and project.name not in args.only:
             continue
-        report = run_project(root, project, common, jobs=args.jobs, log=lambda m: print(m, file=sys.stderr))
+        report = run_project(root, project, common, jobs=args.jobs, log=lambda m: print(m, file=sys.stderr),
+                             reuse_before=args.reuse_before)
         print(table(report))
         for test in report.regressions():
             tail = next(o.tail for o in report.after if o.test == test)
