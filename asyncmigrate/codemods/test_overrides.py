@@ -295,15 +295,21 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
             key_name = (dotted(key) or "").rsplit(".", 1)[-1]
             name = twin_name(f"override_{key_name}", self.plan.app_twins)
             if name not in scope.taken:
-                factory = self._sole_factory(value, f"the lambda overriding {dotted(key)}")
-                if factory is None:
-                    return None
-                self._say(value, f"the lambda overriding {dotted(key)} hands out a session; {name} opens its own "
-                                 f"from {factory}, so the app's async code does not share that session or its "
-                                 "transaction")
+                if not self._factories and isinstance(value.body, cst.Name):  # ``lambda: session`` (a fixture's)
+                    self._say(value, f"the lambda overriding {dotted(key)} hands out {value.body.value}; {name} "
+                                     f"opens its own on {value.body.value}'s database, so the app's async code does "
+                                     "not share that session's transaction")
+                    body = self._bound_body(value.body.value)
+                else:
+                    factory = self._sole_factory(value, f"the lambda overriding {dotted(key)}")
+                    if factory is None:
+                        return None
+                    self._say(value, f"the lambda overriding {dotted(key)} hands out a session; {name} opens its "
+                                     f"own from {factory}, so the app's async code does not share that session or "
+                                     "its transaction")
+                    body = canonical_body(factory, self._scoped(factory), scope.session_var())
                 scope.taken.add(name)
                 fn = cst.FunctionDef(name=cst.Name(name), params=cst.Parameters(), body=cst.IndentedBlock([]))
-                body = canonical_body(factory, self._scoped(factory), scope.session_var())
                 made = self._twin_def(fn, name, body, scope)
                 self._before.setdefault(id(stmt), []).append(made)
                 self._pad[id(stmt)] = 2 if scope.module_level else 1

@@ -24,6 +24,9 @@ SUITES = {
     # Buuntu/fastapi-react's conftest: the fixture builds its own engine and session, and the override
     # yields that session; the async dependency needs a twin that reaches the same (test) database
     "test_overrides/fixture_own_engine": "fixture-built engine and session, override yields it",
+    # the SQLModel template's shape: ``with Session(engine) as session: yield session`` on the test engine,
+    # and ``dependency_overrides[get_session] = lambda: session``
+    "test_overrides/lambda_fixture_session": "Session(engine) fixture, lambda override",
 }
 
 
