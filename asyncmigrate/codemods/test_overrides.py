@@ -156,6 +156,20 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
         twin = self.plan.app_twins.get(text.rsplit(".", 1)[-1])
         return replace_last_name(node, twin) if twin else None
 
+    def _report_star_key(self, key: cst.BaseExpression) -> None:
+        """An override keyed by an app name that only a ``from m import *`` can bind (``from .utils import *``
+        re-exports ``get_db``): neither the key's module nor the override's twin is known in this file, so
+        the async override is left for a human, never silently missing."""
+        if not isinstance(key, cst.Name) or key.value in self._bound or key.value not in self.plan.app_twins:
+            return
+        stars = [s for s in m.findall(self._module, m.ImportFrom(names=m.ImportStar()))
+                 if isinstance(s, cst.ImportFrom)]
+        if stars:
+            star = stars[0]
+            where = "." * len(star.relative) + ((dotted(star.module) or "?") if star.module is not None else "")
+            self._say(key, f"{key.value} comes from `from {where} import *`; override "
+                           f"{self.plan.app_twins[key.value]} too, by hand, with an async twin of the override")
+
     def _use(self, node: cst.BaseExpression) -> cst.BaseExpression:
         """``node`` as emitted: the app twins it names get imported."""
         for name in m.findall(node, m.Name()):
@@ -245,6 +259,8 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
         if not isinstance(key, cst.Index):
             return None
         twin_key = self._app_twin(key.value)
+        if twin_key is None:
+            self._report_star_key(key.value)
         if twin_key is None or ("override", source_text(twin_key)) in present:
             return None
         twin_value = self._override_value(stmt, key.value, value, scopes)
