@@ -47,14 +47,14 @@ def yielded_session(fn: cst.FunctionDef) -> Optional[str]:
     value = yields[0].value  # type: ignore[union-attr]
     if not isinstance(value, cst.Name):
         return None
-    assigned = {t.value for t in m.findall(fn.body, m.AssignTarget(target=m.Name())) if isinstance(t, cst.AssignTarget)
-                for t in [t.target] if isinstance(t, cst.Name)}
-    assigned |= {n.value for item in m.findall(fn.body, m.WithItem()) if isinstance(item, cst.WithItem)
-                 and item.asname is not None for n in [item.asname.name] if isinstance(n, cst.Name)}
-    params = {p.name.value for p in fn.params.params}
-    if value.value in assigned or value.value in params:
-        return None
-    return value.value
+    bound = {p.name.value for p in fn.params.params}  # names the function binds itself: not a fixture's
+    for target in m.findall(fn.body, m.AssignTarget(target=m.Name())):
+        assert isinstance(target, cst.AssignTarget) and isinstance(target.target, cst.Name)
+        bound.add(target.target.value)
+    for item in m.findall(fn.body, m.WithItem(asname=m.AsName(name=m.Name()))):
+        assert isinstance(item, cst.WithItem) and item.asname is not None and isinstance(item.asname.name, cst.Name)
+        bound.add(item.asname.name.value)
+    return None if value.value in bound else value.value
 
 
 def bound_body(session: str, helper: str, session_class: str = "AsyncSession") -> Sequence[cst.BaseStatement]:
