@@ -30,4 +30,4 @@ def test_bound_body_never_shadows_the_session_it_reads() -> None:
         code = cst.Module(body=list(bound_body(name, "_async_database_url"))).code
         assert f"{name}.get_bind().engine.url" in code
         assert f" as {name}:" not in code and f"{name} = " not in code
-        compile(f"async def twin():\n" + "".join("    " + line + "\n" for line in code.splitlines()), "x", "exec")
+        compile("async def twin():\n" + "".join("    " + line + "\n" for line in code.splitlines()), "x", "exec")
