@@ -81,6 +81,9 @@ class CallSite:
     #: what the statement does with the call's value when the call (or ``await`` of it) is the statement's
     #: whole expression: ``"discard"`` (an expression statement), ``"return"``; None otherwise
     use: Optional[Literal["discard", "return"]] = None
+    #: ``==`` / ``!=`` comparisons passed as positional arguments (``.filter(User.id == token.id)``,
+    #: ``.where(...)``): (left, right, span of the comparison)
+    compares: Tuple[Tuple[Expr, Expr, "Span"], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -782,6 +782,9 @@ class _Indexer(ast.NodeVisitor):
                                        and isinstance(k.value.value, _LITERALS)),
                     star_kwargs=any(k.arg is None for k in node.keywords),
                     use=self._uses.pop(id(node), None),  # type: ignore[arg-type]
+                    compares=tuple((expr_of(a.left), expr_of(a.comparators[0]), self.span(a)) for a in node.args
+                                   if isinstance(a, ast.Compare) and len(a.ops) == 1
+                                   and isinstance(a.ops[0], (ast.Eq, ast.NotEq))),
                 )
             )
         # a method call is not an attribute read: visit the receiver, not ``recv.method``

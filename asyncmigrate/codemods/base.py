@@ -288,14 +288,33 @@ class MergeScheduledImports(cst.CSTTransformer):
     package after ``sys.path.insert(...)`` would get the new import above that line, where it fails.
     Merging into the statement that already imports from ``M`` keeps the file's own order (and
     relative spelling); what cannot be merged is left to ``AddImportsVisitor``.
+
+    A twin (``get_async_db``) is defined beside its sync name (``get_db``) by the ``database`` rewrite, so it
+    also goes into the statement that imports that sync name when the statement is relative and names
+    ``M`` by its last parts (``from ..database import get_db`` for ``app.database``, or for ``database``
+    when the file's directory has no ``__init__.py`` and the file is named as a top-level module): the
+    spelling that already resolves for the sync name resolves for its twin, where an absolute
+    ``from database import get_async_db`` would raise ``ModuleNotFoundError`` (issue 9, class 1).
     """
 
-    def __init__(self, items: Sequence, module_name: str = "") -> None:
+    def __init__(self, items: Sequence, module_name: str = "",
+                 siblings: Optional[Mapping[str, FrozenSet[str]]] = None) -> None:
         super().__init__()
         self.pending = {(i.module_name, i.obj_name) for i in items if i.obj_name and not i.alias and not i.relative}
         self.module_name = module_name
+        self.siblings = siblings or {}  # twin name -> the sync names it is defined beside
         self.merged: set[tuple[str, str]] = set()
         self._depth = 0
+
+    def _sibling_wanted(self, node: cst.ImportFrom, have: set[str]) -> set[tuple[str, str]]:
+        """Pending twins whose sync name this relative import brings in from a module that ends like theirs."""
+        if not node.relative or node.module is None:
+            return set()
+        tail = dotted(node.module)
+        if tail is None:
+            return set()
+        return {(mod, name) for (mod, name) in self.pending
+                if (mod == tail or mod.endswith("." + tail)) and self.siblings.get(name, frozenset()) & have}
 
     def _absolute(self, node: cst.ImportFrom) -> Optional[str]:
         mod = dotted(node.module) if node.module is not None else ""
@@ -318,14 +337,14 @@ class MergeScheduledImports(cst.CSTTransformer):
         if isinstance(updated_node.names, cst.ImportStar):
             return updated_node
         module = self._absolute(updated_node)
-        if module is None:
-            return updated_node
         have = {a.name.value for a in updated_node.names if isinstance(a.name, cst.Name)}
-        wanted = sorted(n for (m, n) in self.pending if m == module and (m, n) not in self.merged)
+        plain = {a.name.value for a in updated_node.names if isinstance(a.name, cst.Name) and a.asname is None}
+        wanted = sorted({(m, n) for (m, n) in self.pending if m == module} | self._sibling_wanted(updated_node, plain))
+        wanted = [(m, n) for (m, n) in wanted if (m, n) not in self.merged]
         if not wanted:
             return updated_node
         names = list(updated_node.names)
-        for n in wanted:
+        for module, n in wanted:
             self.merged.add((module, n))
             if n in have:
                 continue
@@ -336,13 +355,26 @@ class MergeScheduledImports(cst.CSTTransformer):
         return updated_node.with_changes(names=names)
 
 
+def twin_siblings(plan: FilePlan) -> dict[str, FrozenSet[str]]:
+    """The async twins the rewrites import -> the sync names (last part, as this file uses them) each is
+    defined beside in the database module."""
+    pairs = [(plan.async_dependency, plan.sync_dependencies), (plan.async_session_factory, plan.sync_factories),
+             (plan.async_engine, plan.sync_engines)]
+    out: dict[str, set[str]] = {}
+    for twin, names in pairs:
+        out.setdefault(twin, set()).update(n.rsplit(".", 1)[-1] for n in names)
+    for sync, twin in plan.app_twins.items():
+        out.setdefault(twin, set()).add(sync)
+    return {twin: frozenset(names) for twin, names in out.items() if names}
+
+
 def merge_scheduled_imports(module: cst.Module, context: CodemodContext, module_name: str) -> cst.Module:
     from libcst.codemod.visitors import AddImportsVisitor
 
     items = context.scratch.get(AddImportsVisitor.CONTEXT_KEY, [])
     if not items:
         return module
-    merger = MergeScheduledImports(items, module_name)
+    merger = MergeScheduledImports(items, module_name, twin_siblings(plan_of(context)))
     module = module.visit(merger)
     context.scratch[AddImportsVisitor.CONTEXT_KEY] = [
         i for i in items if (i.module_name, i.obj_name) not in merger.merged

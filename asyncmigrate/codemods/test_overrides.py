@@ -34,6 +34,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 
 from asyncmigrate import facts
+from asyncmigrate.codemods._database.bound_twin import IMPORTS as BOUND_IMPORTS, bound_body, yielded_session
 from asyncmigrate.codemods._database.dependency import async_twin, canonical_body, session_source, translated_body
 from asyncmigrate.codemods._database.factory import session_class
 from asyncmigrate.codemods._database.names import twin_name
@@ -44,6 +45,7 @@ from asyncmigrate.codemods._database.overrides import (
 from asyncmigrate.codemods._database.syntax import (
     assignment, bound_names, import_source, is_generator, kwarg,
 )
+from asyncmigrate.codemods._database.urls import URL_HELPER, url_helper_def
 from asyncmigrate.codemods.base import FilePlan, ScopedTransformer, dotted, replace_last_name
 
 DESCRIPTION = "Override and patch the app's async session dependency and factory in tests, as the sync ones are."
@@ -154,6 +156,20 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
         twin = self.plan.app_twins.get(text.rsplit(".", 1)[-1])
         return replace_last_name(node, twin) if twin else None
 
+    def _report_star_key(self, key: cst.BaseExpression) -> None:
+        """An override keyed by an app name that only a ``from m import *`` can bind (``from .utils import *``
+        re-exports ``get_db``): neither the key's module nor the override's twin is known in this file, so
+        the async override is left for a human, never silently missing."""
+        if not isinstance(key, cst.Name) or key.value in self._bound or key.value not in self.plan.app_twins:
+            return
+        stars = [s for s in m.findall(self._module, m.ImportFrom(names=m.ImportStar()))
+                 if isinstance(s, cst.ImportFrom)]
+        if stars:
+            star = stars[0]
+            where = "." * len(star.relative) + ((dotted(star.module) or "?") if star.module is not None else "")
+            self._say(key, f"{key.value} comes from `from {where} import *`; override "
+                           f"{self.plan.app_twins[key.value]} too, by hand, with an async twin of the override")
+
     def _use(self, node: cst.BaseExpression) -> cst.BaseExpression:
         """``node`` as emitted: the app twins it names get imported."""
         for name in m.findall(node, m.Name()):
@@ -243,6 +259,8 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
         if not isinstance(key, cst.Index):
             return None
         twin_key = self._app_twin(key.value)
+        if twin_key is None:
+            self._report_star_key(key.value)
         if twin_key is None or ("override", source_text(twin_key)) in present:
             return None
         twin_value = self._override_value(stmt, key.value, value, scopes)
@@ -293,15 +311,21 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
             key_name = (dotted(key) or "").rsplit(".", 1)[-1]
             name = twin_name(f"override_{key_name}", self.plan.app_twins)
             if name not in scope.taken:
-                factory = self._sole_factory(value, f"the lambda overriding {dotted(key)}")
-                if factory is None:
-                    return None
-                self._say(value, f"the lambda overriding {dotted(key)} hands out a session; {name} opens its own "
-                                 f"from {factory}, so the app's async code does not share that session or its "
-                                 "transaction")
+                if not self._factories and isinstance(value.body, cst.Name):  # ``lambda: session`` (a fixture's)
+                    self._say(value, f"the lambda overriding {dotted(key)} hands out {value.body.value}; {name} "
+                                     f"opens its own on {value.body.value}'s database, so the app's async code does "
+                                     "not share that session's transaction")
+                    body = self._bound_body(value.body.value)
+                else:
+                    factory = self._sole_factory(value, f"the lambda overriding {dotted(key)}")
+                    if factory is None:
+                        return None
+                    self._say(value, f"the lambda overriding {dotted(key)} hands out a session; {name} opens its "
+                                     f"own from {factory}, so the app's async code does not share that session or "
+                                     "its transaction")
+                    body = canonical_body(factory, self._scoped(factory), scope.session_var())
                 scope.taken.add(name)
                 fn = cst.FunctionDef(name=cst.Name(name), params=cst.Parameters(), body=cst.IndentedBlock([]))
-                body = canonical_body(factory, self._scoped(factory), scope.session_var())
                 made = self._twin_def(fn, name, body, scope)
                 self._before.setdefault(id(stmt), []).append(made)
                 self._pad[id(stmt)] = 2 if scope.module_level else 1
@@ -333,12 +357,19 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
                 self._say(fn, f"{fn.name.value}() opens its session with {opened_by}(), which has no async twin here; "
                               f"override {self.plan.async_dependency} by hand")
                 return None
-            factory = self._sole_factory(fn, f"{fn.name.value}()")
-            if factory is None:
-                return None
-            self._say(fn, f"{fn.name.value}() hands out a session it does not open; {name} opens its own from "
-                          f"{factory}, so the app's async code does not share that session or its transaction")
-            body = canonical_body(factory, self._scoped(factory), scope.session_var())
+            yielded = yielded_session(fn) if not self._factories else None
+            if yielded is not None:  # a fixture's own engine and session: reach its database through it
+                self._say(fn, f"{fn.name.value}() hands out {yielded}, a session it does not open; {name} opens "
+                              f"its own on {yielded}'s database, so the app's async code does not share that "
+                              "session's transaction")
+                body = self._bound_body(yielded)
+            else:
+                factory = self._sole_factory(fn, f"{fn.name.value}()")
+                if factory is None:
+                    return None
+                self._say(fn, f"{fn.name.value}() hands out a session it does not open; {name} opens its own from "
+                              f"{factory}, so the app's async code does not share that session or its transaction")
+                body = canonical_body(factory, self._scoped(factory), scope.session_var())
         self._twins[id(fn)] = name
         scope.taken.add(name)
         self._after.setdefault(id(fn), []).append(self._twin_def(fn, name, body, scope))
@@ -351,6 +382,24 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
         self.add_needed_import("collections.abc", "AsyncIterator")
         twin = async_twin(fn, name, [self._use(s) for s in body], session_name).with_changes(decorators=[])
         return twin if scope.module_level else twin.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
+
+    def _bound_body(self, session: str) -> Sequence[cst.BaseStatement]:
+        """The twin body of ``bound_twin``; the run-time URL helper is added before the first def once."""
+        defs = [s for s in self._module.body if isinstance(s, (cst.FunctionDef, cst.ClassDef))]
+        helper = next((d.name.value for d in defs if isinstance(d, cst.FunctionDef)
+                       and d.name.value.startswith(URL_HELPER)), None)
+        if helper is None:
+            helper, n = URL_HELPER, 1
+            while helper in self._bound:
+                n += 1
+                helper = f"{URL_HELPER}_{n}"
+            self._bound.setdefault(helper, [])
+            first = defs[0] if defs else self._module.body[-1]
+            self._before.setdefault(id(first), []).insert(0, url_helper_def(helper))
+            self._pad[id(first)] = 2
+        for module, name in BOUND_IMPORTS:
+            self.add_needed_import(module, name)
+        return bound_body(session, helper, session_class(self.plan.sqlmodel)[1])
 
     def _scoped(self, factory: str) -> bool:
         return factory in self._scoped_factories

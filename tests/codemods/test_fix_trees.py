@@ -326,6 +326,20 @@ async def main() -> None:
         brief = await http.get(f"/users/{uid}/brief")
         assert brief.status_code == 200 and brief.json() == {"id": uid, "name": "ada"}, brief.text
 """,
+    # a namespace subpackage (no __init__.py) importing its siblings relatively: the added import of the
+    # async dependency is relative too (an absolute ``from database import ...`` raises ModuleNotFoundError)
+    "session_dependency/relative_import_namespace_subpackage": """
+from app.routers.post import router
+
+
+async def main() -> None:
+    await create_schema()
+    async with client(router) as http:
+        created = await http.post("/posts", params={"title": "first"})
+        assert created.status_code == 200, created.text
+        listed = await http.get("/posts")
+        assert listed.status_code == 200 and [p["title"] for p in listed.json()] == ["first"], listed.text
+""",
 }
 _EPILOGUE = """
 
