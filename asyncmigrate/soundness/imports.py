@@ -47,7 +47,11 @@ def import_violations(analysis: Analysis, changes: Mapping[str, tuple[bytes, byt
     out: list[Violation] = []
     for path, (old, new) in sorted(changes.items()):
         fs = by_path.get(path)
-        added = (_imports(new) or set()) - (_imports(old) or set())
+        before = _imports(old) or set()
+        added = (_imports(new) or set()) - before
+        #: modules the original already imports, spelled the same way: adding a name to such an import is no
+        #: worse than the original (a namespace folder or an app outside the tree resolves as it did before)
+        known = {(level, module) for level, module, _ in before}
         if fs is None or not added:
             continue
         causes = tuple(sorted(f"{fs.module}:{f.qualname}" for f in fs.functions))
@@ -74,6 +78,8 @@ def import_violations(analysis: Analysis, changes: Mapping[str, tuple[bytes, byt
                     problem = "is a project module imported from the wrong package root (ModuleNotFoundError)"
                 elif not _importable(module.split(".", 1)[0]):
                     problem = "names a module that is neither in the project nor installed"
+            if problem and (level, module) in known and not problem.startswith("names `"):
+                problem = None
             if problem:
                 what = f"from {spelled} import {name}" if name else f"import {spelled}"
                 out.append(Violation("import", path, _import_line(new, level, module, name), "", causes,
