@@ -380,3 +380,43 @@ def merge_scheduled_imports(module: cst.Module, context: CodemodContext, module_
         i for i in items if (i.module_name, i.obj_name) not in merger.merged
     ]
     return module
+
+
+def names_bound_by(node: cst.CSTNode) -> set[str]:
+    """Names a node binds: targets of assignments, ``for``, ``with ... as``, walrus, ``del``, ``global``,
+    imports, definitions and ``except ... as`` (not parameters or comprehension targets)."""
+    targets: list[cst.CSTNode] = []
+    if isinstance(node, cst.Assign):
+        targets = [t.target for t in node.targets]
+    elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
+        targets = [node.target]
+    elif isinstance(node, cst.For):
+        targets = [node.target]
+    elif isinstance(node, cst.WithItem) and node.asname is not None:
+        targets = [node.asname.name]
+    elif isinstance(node, cst.NamedExpr):
+        targets = [node.target]
+    elif isinstance(node, (cst.Global, cst.Nonlocal)):
+        return {n.name.value for n in node.names}
+    elif isinstance(node, cst.Del):
+        targets = [node.target]
+    elif isinstance(node, (cst.Import, cst.ImportFrom)) and not isinstance(node.names, cst.ImportStar):
+        return {(a.evaluated_alias or a.evaluated_name).split(".")[0] for a in node.names}
+    elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+        return {node.name.value}
+    elif isinstance(node, cst.ExceptHandler) and node.name is not None:
+        targets = [node.name.name]
+    out: set[str] = set()
+    for t in targets:
+        out |= {n.value for n in names_in(t)}
+    return out
+
+
+def names_in(node: cst.CSTNode) -> list[cst.Name]:
+    if isinstance(node, cst.Name):
+        return [node]
+    if isinstance(node, (cst.Tuple, cst.List)):
+        return [n for e in node.elements for n in names_in(e.value)]
+    if isinstance(node, cst.StarredElement):
+        return names_in(node.value)
+    return []

@@ -23,7 +23,8 @@ from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
-from asyncmigrate.codemods.base import FilePlan, ScopedTransformer, awaited_then, dotted, parenthesize
+from asyncmigrate.codemods.base import (FilePlan, ScopedTransformer, awaited_then, dotted, names_bound_by,
+                                         parenthesize)
 from asyncmigrate.facts import (
     COLUMN_FACTORIES, COLUMN_IN_METHODS, EAGER_OPTIONS, ENTITY_FACTORIES, JOINEDLOAD, QUERY_BUILDER_NOT_EQUIVALENT,
     QUERY_BUILDER_PREFERRED, QUERY_BUILDER_RENAMED, QUERY_BUILDER_SAME_NAME, QUERY_DML_CRITERIA, QUERY_JOINS,
@@ -184,7 +185,7 @@ class Scope:
                 if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
                     assigns.setdefault(node.targets[0].target.value, []).append(node)
                 else:
-                    other |= _bound_names(node)
+                    other |= names_bound_by(node)
             self._names = assigns, other
         return self._names
 
@@ -790,45 +791,6 @@ def _params(params: cst.Parameters) -> list[cst.Param]:
     out = [*params.posonly_params, *params.params, *params.kwonly_params]
     out += [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
     return out
-
-
-def _bound_names(node: cst.CSTNode) -> set[str]:
-    """Names a statement-level node binds other than ``name = value``."""
-    targets: list[cst.CSTNode] = []
-    if isinstance(node, cst.Assign):
-        targets = [t.target for t in node.targets]
-    elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
-        targets = [node.target]
-    elif isinstance(node, cst.For):
-        targets = [node.target]
-    elif isinstance(node, cst.WithItem) and node.asname is not None:
-        targets = [node.asname.name]
-    elif isinstance(node, cst.NamedExpr):
-        targets = [node.target]
-    elif isinstance(node, (cst.Global, cst.Nonlocal)):
-        return {n.name.value for n in node.names}
-    elif isinstance(node, cst.Del):
-        targets = [node.target]
-    elif isinstance(node, (cst.Import, cst.ImportFrom)) and not isinstance(node.names, cst.ImportStar):
-        return {(a.evaluated_alias or a.evaluated_name).split(".")[0] for a in node.names}
-    elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
-        return {node.name.value}
-    elif isinstance(node, cst.ExceptHandler) and node.name is not None:
-        targets = [node.name.name]
-    out: set[str] = set()
-    for t in targets:
-        out |= {n.value for n in _names_in(t)}
-    return out
-
-
-def _names_in(node: cst.CSTNode) -> list[cst.Name]:
-    if isinstance(node, cst.Name):
-        return [node]
-    if isinstance(node, (cst.Tuple, cst.List)):
-        return [n for e in node.elements for n in _names_in(e.value)]
-    if isinstance(node, cst.StarredElement):
-        return _names_in(node.value)
-    return []
 
 
 def _walk(root: cst.CSTNode) -> list[tuple[cst.CSTNode, int]]:

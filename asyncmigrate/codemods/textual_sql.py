@@ -18,7 +18,7 @@ import libcst as cst
 from libcst.codemod.visitors import AddImportsVisitor
 
 from .. import facts
-from .base import ScopedTransformer, dotted
+from .base import ScopedTransformer, dotted, names_bound_by, names_in
 
 _STRING = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
 #: where ``text`` may come from without shadowing SQLAlchemy's
@@ -31,52 +31,18 @@ class _TextBindings(cst.CSTVisitor):
     def __init__(self) -> None:
         self.foreign = False
 
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if isinstance(node.names, cst.ImportStar):
-            return
-        source = dotted(node.module) if node.module is not None and not node.relative else None
-        for alias in node.names:
-            bound = alias.asname.name.value if alias.asname else dotted(alias.name)
-            if bound == "text" and not (source in _TEXT_SOURCES and dotted(alias.name) == "text"):
-                self.foreign = True
-
-    def visit_Import(self, node: cst.Import) -> None:
-        self.foreign |= any(a.asname is not None and a.asname.name.value == "text" for a in node.names)
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.foreign |= node.name.value == "text"
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self.foreign |= node.name.value == "text"
-
-    def visit_Param(self, node: cst.Param) -> None:
-        self.foreign |= node.name.value == "text"
-
-    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
-        self.foreign |= _binds_text(node.target)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        self.foreign |= _binds_text(node.target)
-
-    def visit_For(self, node: cst.For) -> None:
-        self.foreign |= _binds_text(node.target)
-
-    def visit_CompFor(self, node: cst.CompFor) -> None:
-        self.foreign |= _binds_text(node.target)
-
-    def visit_AsName(self, node: cst.AsName) -> None:
-        self.foreign |= _binds_text(node.name)
-
-    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-        self.foreign |= _binds_text(node.target)
-
-
-def _binds_text(target: cst.BaseExpression) -> bool:
-    if isinstance(target, cst.Name):
-        return target.value == "text"
-    if isinstance(target, (cst.Tuple, cst.List)):
-        return any(_binds_text(e.value) for e in target.elements)
-    return False
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.ImportFrom) and not isinstance(node.names, cst.ImportStar):
+            source = dotted(node.module) if node.module is not None and not node.relative else None
+            self.foreign |= any((a.evaluated_alias or a.evaluated_name) == "text"
+                                and not (source in _TEXT_SOURCES and a.evaluated_name == "text") for a in node.names)
+        elif isinstance(node, cst.Param):
+            self.foreign |= node.name.value == "text"
+        elif isinstance(node, cst.CompFor):
+            self.foreign |= any(n.value == "text" for n in names_in(node.target))
+        else:
+            self.foreign |= "text" in names_bound_by(node)
+        return True
 
 
 class TextualSqlToText(ScopedTransformer):

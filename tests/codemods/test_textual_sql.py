@@ -39,7 +39,9 @@ def test_literals_are_wrapped_and_text_imported() -> None:
 
 
 def test_a_module_that_binds_text_otherwise_is_left_alone_and_reported() -> None:
-    for binding in ("from app.utils import text", "text = 'x'", "def text(): ...", "import textwrap as text"):
+    for binding in ("from app.utils import text", "text = 'x'", "def text(): ...", "import textwrap as text",
+                    "with open('f') as text: ...", "try: ...\nexcept ValueError as text: ...",
+                    "names = [text for text in 'ab']", "for text in 'ab': ..."):
         source = f'{binding}\n\ndef f(db):\n    db.execute("SELECT 1")\n'
         code, warnings = rewrite(source)
         assert code == source, binding
