@@ -52,8 +52,13 @@ def outside_root(path: str | os.PathLike, root: Path) -> Optional[str]:
     """
     real_root = os.path.realpath(root)
     target = os.path.realpath(path)
-    if os.path.commonpath([real_root, target]) != real_root:
+    if not within(target, real_root):
         shown = os.path.relpath(path) if not os.path.isabs(str(path)) else str(path)
         how = "is a symlink to" if os.path.islink(path) else "resolves to"
         return f"{shown} {how} {target}, outside the project root {real_root}: not written"
     return None
+
+
+def within(real: str, real_root: str) -> bool:
+    """``real`` is ``real_root`` or below it (both already real paths: symlinks resolved)."""
+    return os.path.commonpath([real_root, real]) == real_root

@@ -55,6 +55,7 @@ from typing import Callable, Optional, Sequence
 import pathspec
 
 from . import __version__, cache_codec
+from .atomic import within
 from .config import Config
 from .model import FileError, FileSummary
 
@@ -204,10 +205,6 @@ class _Ignores:
         return out
 
 
-def _inside(real: str, real_root: str) -> bool:
-    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
-
-
 def _absolute_parent(path: Path) -> Path:
     """``path`` made absolute through its parent directory only: the file itself may be a symlink
     (to anywhere, or a loop, whose ``resolve()`` raises); ignore patterns match the path as walked."""
@@ -305,7 +302,7 @@ def discover(paths: Sequence[str], config: Config) -> Discovery:
                 if os.path.islink(key) and os.path.exists(key):  # (a broken link or a loop is a read error below)
                     # a repository cannot make a scan read (and print) a file from elsewhere on the machine; a
                     # link inside the tree is not analysed (nor rewritten) twice: its target is walked itself
-                    if not _inside(os.path.realpath(key), real_root):
+                    if not within(os.path.realpath(key), real_root):
                         out.errors.append(FileError(display_path(reported), "read",
                                                     "symlink to a file outside the scanned directory: not read"))
                     continue
