@@ -109,3 +109,32 @@ def analyse_paths(
     if sums.cache is not None:
         sums.cache.store_result(key, analysis.result)
     return Run(analysis.result, analysis, sums, discovery)
+
+
+def analyse_named(paths: Sequence[str], config: Config, select: Sequence[str] = (), ignore: Sequence[str] = (),
+                  **options) -> Run:
+    """``scan``/``check`` on the paths named: a file's findings must not depend on which other files are named
+    (pre-commit names only the changed ones), so when a file is named the project it belongs to is analysed
+    from its root (``runner.project_root``, as ``fix`` does; cached like any run) and the result is restricted
+    to the named paths.  Directories alone are analysed as given: they are the project the user names."""
+    import os
+
+    from .runner import project_root
+
+    if all(os.path.isdir(p) for p in paths):
+        return analyse_paths(paths, config, select, ignore, **options)
+    root = project_root(paths)
+    named = discover(paths, config)
+    # the named files as well: one the configuration excludes is still analysed when named, as before
+    run = analyse_paths([str(root), *paths], config, select, ignore, **options)
+    scope = {s.path for s in named.sources} | {os.path.abspath(s.path) for s in named.sources}
+
+    def inside(path: str) -> bool:
+        return path in scope or os.path.abspath(path) in scope
+
+    res = run.result
+    restricted = ScanResult(findings=[f for f in res.findings if inside(f.path)],
+                            errors=[e for e in res.errors if inside(e.path)] + list(named.errors),
+                            files=[p for p in res.files if inside(p)],
+                            suppressed=[f for f in res.suppressed if inside(f.path)])
+    return Run(restricted, run.analysis, run.summaries, named)

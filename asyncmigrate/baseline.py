@@ -565,7 +565,7 @@ def _text_report(result: ScanResult, lines: Sequence[str]) -> str:
         out.append(f"{click.style(f'{f.path}:{f.span.line}:{f.span.column}:', bold=True)} "
                    f"{click.style(f.code, **style)} {click.style(f'[{f.severity}]', **style)} {plain(f.message)}")
         if len(f.chain) > 1:
-            out.append(click.style("    on the loop via: " + " → ".join(f.chain), dim=True))
+            out.append(click.style(f"    {f.via}: " + " → ".join(f.chain), dim=True))
     for e in result.errors:
         loc = f":{e.line}" if e.line else ""
         out.append(click.style(f"skipped {e.path}{loc}: {e.message}", fg="magenta"))
@@ -618,6 +618,7 @@ def render_check(fmt: str, report: ScanResult, cmp: Comparison, info: dict, line
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to a file.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are new findings (still 2 or 3 on errors).")
 @common_options
+@_cli.color_option
 def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt, output, exit_zero, fail_on, no_cache,
                   jobs, quiet, **options) -> None:
     """CI gate: fail only on findings that are new compared with the baseline (or with --diff-against REF).
@@ -627,7 +628,7 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
     new; 1: new findings (listed), or --update-baseline would grow the baseline; 2: usage, configuration or
     baseline error; 3: some files could not be analysed.
     """
-    from .api import analyse_paths
+    from .api import analyse_named
     from .selection import PerFileIgnores, apply_per_file_ignores
 
     paths = paths or (".",)
@@ -662,7 +663,7 @@ def check_command(paths, baseline_file, update_baseline, allow_growth, ref, fmt,
         if not ref and not (update_baseline and not baseline_path.exists()):
             baseline = Baseline.load(baseline_path)  # before the scan: a bad baseline fails fast
 
-        run = analyse_paths(paths, config, select, ignore, use_cache=not no_cache, jobs=jobs,
+        run = analyse_named(paths, config, select, ignore, use_cache=not no_cache, jobs=jobs,
                             progress=not quiet and fmt == "text" and not output)
         result = normalise_result(_cli.with_errors(apply_per_file_ignores(run.result, prep.original), prep.errors), norm)
         del run  # the work tree's project pass is not needed any more: never hold two at once

@@ -122,6 +122,26 @@ def common_options(f):
     return f
 
 
+COLORS = ("auto", "always", "never")
+
+
+def _set_color(ctx: click.Context, _param, value: Optional[str]) -> Optional[str]:
+    """``--color``: click's own switch (``click.echo`` keeps or strips styles by it) and the rich consoles'
+    (``report.text.console_for`` reads it)."""
+    if value in ("always", "never"):
+        ctx.color = value == "always"
+    elif os.environ.get("NO_COLOR"):  # https://no-color.org: auto means no colour then
+        ctx.color = False
+    return value
+
+
+def color_option(f):
+    """``--color auto|always|never`` (Ruff's flag): auto colours a terminal only (and honours NO_COLOR)."""
+    return click.option("--color", type=click.Choice(COLORS), default="auto", show_default=True, expose_value=False,
+                        is_eager=True, callback=_set_color,
+                        help="Colour the output: on a terminal only (auto), always, or never.")(f)
+
+
 def format_option(f):
     """``--format``, with Ruff's name ``--output-format`` as an alias."""
     return click.option("--format", "--output-format", "fmt", type=click.Choice(FORMATS), default="text",
@@ -274,13 +294,14 @@ def main() -> None:
 @click.option("--stdin-filename", metavar="PATH", help="With `scan -`: the name of the file whose contents come "
               "on stdin (editors); findings, configuration and excludes use this name.")
 @common_options
+@color_option
 def scan(paths, fmt, output, summary_only, statistics, exit_zero, stdin_filename, fail_on, no_cache, jobs, quiet,
          **options) -> None:
     """Report every blocking call, per file and category, split into blocks-loop and debt.
 
     `scan -` reads one file from stdin (name it with --stdin-filename).
     """
-    from .api import analyse_paths
+    from .api import analyse_named
     from .selection import apply_per_file_ignores
 
     paths = paths or (".",)
@@ -299,7 +320,7 @@ def scan(paths, fmt, output, summary_only, statistics, exit_zero, stdin_filename
         else:
             result = analyse_stdin(stdin_filename, prep.config, prep.select, prep.ignore)
     elif prep.paths:
-        run = analyse_paths(prep.paths, prep.config, prep.select, prep.ignore, use_cache=not no_cache, jobs=jobs,
+        run = analyse_named(prep.paths, prep.config, prep.select, prep.ignore, use_cache=not no_cache, jobs=jobs,
                             progress=not quiet and fmt == "text")
         result = run.result
     else:  # every named path was excluded (--force-exclude) or cannot be read
@@ -350,6 +371,7 @@ def exit_code(failed: bool, skipped: bool) -> int:
 
 @main.command("rules")
 @click.option("--format", "fmt", type=click.Choice(("text", "markdown", "json")), default="text")
+@color_option
 def rules_cmd(fmt: str) -> None:
     """List every rule: code, name, category and summary."""
     from .rules.base import all_rules
@@ -368,6 +390,7 @@ def rules_cmd(fmt: str) -> None:
 
 @main.command()
 @click.argument("code")
+@color_option
 def explain(code: str) -> None:
     """Explain one rule: what it finds, why it matters, the fix, examples."""
     from .rules.base import all_rules
@@ -377,7 +400,8 @@ def explain(code: str) -> None:
     cls = rules.get(code.upper())
     if cls is None:
         raise click.UsageError(f"unknown rule code '{code}' (see `asyncmigrate rules`)")
-    from rich.console import Console
     from rich.markdown import Markdown
 
-    Console().print(Markdown(rule_markdown(cls)))
+    from .report.text import console_for
+
+    console_for(sys.stdout).print(Markdown(rule_markdown(cls)))

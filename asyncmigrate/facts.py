@@ -125,6 +125,31 @@ SQLMODEL_ASYNC_SESSION_COROUTINES: Final = frozenset({"exec"})
 #: (``ArgumentError: Textual SQL expression ... should be explicitly declared as text(...)``; 1.4 only warned)
 TEXTUAL_SQL_METHODS: Final = frozenset({"execute", "scalar", "scalars", "stream", "stream_scalars"})
 
+# --------------------------------------------------------------------------
+# SQLAlchemy 1.4 API that 2.0 removed (the 2.0 migration guide).  ``analysis/legacy_api.py`` finds it; each
+# entry is checked against the installed 2.x, and against 1.4 when ASYNCMIGRATE_SQLA14_PYTHON names a Python
+# that has it (tests/facts/test_sqlalchemy_20.py).
+# --------------------------------------------------------------------------
+
+#: ``Engine`` methods of 1.4's "connectionless execution", gone in 2.0 (``AttributeError``): run them on a
+#: ``Connection`` (``with engine.begin() as conn: conn.execute(text(...))``).  Nothing rewrites them.
+LEGACY_ENGINE_METHODS: Final = frozenset({"execute", "scalar", "table_names", "has_table", "run_callable",
+                                          "transaction"})
+#: ``Engine`` / ``Session`` methods that give a ``Connection``, whose ``execute`` refuses plain strings in 2.0 too
+CONNECTION_MAKERS: Final = frozenset({"connect", "begin", "connection"})
+#: constructs that took a list in 1.4 and take positional arguments in 2.0 (``ArgumentError`` on a list):
+#: ``select([a, b])`` -> ``select(a, b)``, ``case([(cond, v)], else_=x)`` -> ``case((cond, v), else_=x)``;
+#: the positional form works on 1.4 too (``codemods/list_arguments.py``)
+LEGACY_LIST_ARGUMENT_CONSTRUCTS: Final = frozenset(
+    {f"sqlalchemy.{where}{name}" for where in ("", "sql.", "sql.expression.") for name in ("select", "case")}
+)
+#: ``MetaData(bind=engine)``: 2.0 has no bound metadata (``TypeError``); nothing rewrites it (every implicit
+#: use of ``metadata.bind`` would need an engine)
+METADATA_TYPES: Final = frozenset({"sqlalchemy.MetaData", "sqlalchemy.schema.MetaData", "sqlalchemy.sql.schema.MetaData"})
+#: ``sessionmaker(autocommit=True)`` / ``Session(autocommit=True)``: 2.0 refuses it (``autocommit=False`` is
+#: still accepted); nothing rewrites it (every write would need its own ``begin()``)
+LEGACY_SESSION_KWARGS: Final = (("autocommit", True),)
+
 #: SQLModel's ``Relationship()`` takes no ``lazy=``: SQLAlchemy's ``relationship()`` keywords go in its
 #: ``sa_relationship_kwargs`` mapping (``Relationship(back_populates="x", sa_relationship_kwargs={"lazy":
 #: "selectin"})``); ``lazy="selectin"`` written on it is a ``TypeError`` at import.  Checked in tests/facts.
@@ -181,6 +206,20 @@ SYNC_BLOCKING_SESSION_METHODS: Final = frozenset(
         "exec",  # SQLModel's Session.exec (a coroutine on sqlmodel's AsyncSession)
     }
 )
+
+#: Methods of a ``scoped_session`` registry itself (not proxied to its session) that do I/O: ``remove()`` closes
+#: the current session (its transaction is rolled back, its connection returned to the pool).  A coroutine on
+#: ``async_scoped_session``; ``sessionmaker`` has no such method, so on a factory receiver it names a registry.
+SCOPED_REGISTRY_IO_METHODS: Final = frozenset({"remove"})
+
+#: ``sqlalchemy.inspect``: on a sync ``Engine`` it builds an ``Inspector``, which connects (and its
+#: ``get_table_names()``... reflect through that engine): engine I/O (ASM144).
+INSPECT_FUNCTIONS: Final = frozenset({"sqlalchemy.inspect", "sqlalchemy.inspection.inspect"})
+
+#: Functions that return the (sync) ``Session`` an ORM object belongs to; under ``AsyncSession`` it is the sync
+#: session behind it, whose I/O methods are just as sync.
+OBJECT_SESSION_FUNCTIONS: Final = frozenset({"sqlalchemy.orm.object_session", "sqlalchemy.orm.session.object_session",
+                                             "sqlalchemy.orm.Session.object_session"})
 
 #: The 2.0-style subset of the above (kept separate for messages / rule codes).
 SYNC_20_STYLE_METHODS: Final = frozenset({"execute", "scalar", "scalars", "get", "get_one", "exec"})
@@ -574,3 +613,7 @@ LIFECYCLE_HOOKS: Final = frozenset({"on_event", "middleware", "exception_handler
 #: Decorators whose *sync* functions still run on the loop: FastAPI/Starlette's async startup and
 #: shutdown call a sync ``on_event`` handler directly (``fastapi/routing.py``: ``handler()``).
 LOOP_HOOK_DECORATORS: Final = frozenset({"on_event"})
+
+#: Decorators that make a pytest fixture: a test function's parameter of the fixture's name receives what the
+#: fixture returns or yields (``analysis/fixtures.py``).
+PYTEST_FIXTURE_DECORATORS: Final = frozenset({"pytest.fixture", "pytest_asyncio.fixture"})

@@ -36,13 +36,14 @@ from . import pause_points
 from .atomic import outside_root, write_bytes_atomic
 from .codemods import BY_NAME, PIPELINE, needed
 from .codemods.base import FilePlan, ParenthesizeAwaits, merge_scheduled_imports
+from .codemods.test_overrides import UNTWINNED
 from .analysis.index import backport_syntax, decode_source
 from .migration import LeftForHuman, MigrationPlan, plan_migration
 from .model import BLOCKS_LOOP
-from .report.fix_text import _n, awaits_added, coloured_diff, user_words
-from .runner import Progress, discover
+from .report.fix_text import _n, awaits_added, coloured_diff, outside_reason, user_words
+from .cli import color_option as _color_option
+from .runner import Progress, discover, project_root
 
-_PROJECT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", "requirements.txt", ".git")
 #: files worth a libcst parse even without a plan: they may hold Phase-1 code
 _PHASE1_WORDS = (b"create_engine", b"sessionmaker", b"create_all", b"dispose", b".pool", b"dependency_overrides",
                  b"monkeypatch")
@@ -55,6 +56,8 @@ class FileChange:
     new: bytes
     rewrites: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: ``(sync dependency name, line)`` of test overrides that got no async twin (``test_overrides.UNTWINNED``)
+    untwinned: list[tuple[str, int]] = field(default_factory=list)
 
     def diff(self) -> str:
         """The change as text: each side decoded with its own encoding (BOM, PEP 263 cookie), as an editor shows it."""
@@ -91,18 +94,14 @@ class FixResult:
     violations: list = field(default_factory=list)
     #: how many times the plan was made (one more per round that left components sync)
     rounds: int = 1
-
-
-def project_root(paths: Sequence[str]) -> Path:
-    """The directories given, or for files the nearest directory that looks like a project root."""
-    first = Path(paths[0]).resolve()
-    if first.is_dir() and len(paths) == 1:
-        return first
-    start = first if first.is_dir() else first.parent
-    for d in (start, *start.parents):
-        if any((d / m).exists() for m in _PROJECT_MARKERS):
-            return d
-    return start
+    #: ``--strategy``: native, threadpool or auto
+    strategy: str = "native"
+    #: the thread-pool bridge (``bridge.BridgePlan``) when the strategy is threadpool or auto
+    bridge: Optional[object] = None
+    #: the files the paths named on the command line cover (None: not known); a change outside it gets its reason
+    scope: Optional[set] = None
+    #: ``(path, sync dependency name, line)``: test overrides of the session dependency with no async twin
+    untwinned: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def transform_file(path: str, data: bytes, plan: FilePlan, rewrites: Sequence[type], gate: bool = True) -> FileChange:
@@ -118,8 +117,10 @@ def transform_file(path: str, data: bytes, plan: FilePlan, rewrites: Sequence[ty
                              full_package_name=package)
     change = FileChange(path, data, data)
     original = code = module.code
+    context.scratch["original"] = original
+    final = [cls for cls in rewrites if getattr(cls, "final", False)]
     for cls in rewrites:
-        if gate and not needed(cls, plan, code):
+        if cls in final or (gate and not needed(cls, plan, code)):
             continue
         seen = len(context.warnings)
         # ``Codemod.transform_module``, not ``CodemodCommand``'s: scheduled imports are applied once, at the end
@@ -137,8 +138,13 @@ def transform_file(path: str, data: bytes, plan: FilePlan, rewrites: Sequence[ty
         # only imports a rewrite made unused (e.g. ``contextmanager`` after the swap); never the user's others
         module = RemoveImportsVisitor(context).transform_module(module)
     module = module.visit(ParenthesizeAwaits())
+    # the final steps (``TidyImports``) see the finished file, and only a file something else changed
+    for cls in final if module.code != original else ():
+        new_module = Codemod.transform_module(cls(context), module)
+        module = new_module  # housekeeping: not listed among the file's rewrites
     change.new = module.bytes
     change.warnings = list(context.warnings)
+    change.untwinned = list(context.scratch.get(UNTWINNED, ()))
     return change
 
 
@@ -272,9 +278,27 @@ def atomic_write_text(path: Path, text: str) -> None:
 _URL_HELPER_DEF = re.compile(r"^def _async_database_url\w*\(url: str\) -> str:\n(?:[ \t].*\n|[ \t]*\n)*", re.MULTILINE)
 
 
-def _drivers(root: Path, plan: MigrationPlan) -> set[str]:
-    """Async drivers the migrated project needs, from what its database code and requirements mention."""
-    blobs: list[str] = []
+#: a database URL written as a string literal (``"sqlite:///./app.db"``, ``f"postgresql+psycopg2://{host}"``)
+_URL_SCHEME = re.compile(r"""[rfbu]?["'](sqlite|postgres(?:ql)?|mysql|mariadb)(?:\+\w+)?://""", re.IGNORECASE)
+
+
+def _url_schemes(run) -> str:
+    """The database URL schemes written anywhere in the project's Python files: settings modules and the tests'
+    own URLs name databases the database module only reads from the environment."""
+    found: set[str] = set()
+    for src in run.discovery.sources:
+        try:
+            text = Path(src.fs_path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        found.update(m.group(1).lower() for m in _URL_SCHEME.finditer(text))
+    return " ".join(sorted(found))
+
+
+def _drivers(root: Path, plan: MigrationPlan, schemes: str = "") -> set[str]:
+    """Async drivers the migrated project needs, from what its database code and requirements mention, and the URL
+    schemes of ``_url_schemes``."""
+    blobs: list[str] = [schemes]
     if plan.database is not None:
         try:
             # without the run-time URL mapper an earlier run generated: it names every driver
@@ -294,6 +318,15 @@ def _drivers(root: Path, plan: MigrationPlan) -> set[str]:
     if "mysql" in text or "mariadb" in text:
         drivers.add("aiomysql")
     return drivers
+
+
+def _without_casts_unless(plan: MigrationPlan, root: Path) -> MigrationPlan:
+    """``plan`` without driver casts (``codemods/driver_casts.py``) unless the project moves to asyncpg: on SQLite
+    ``CAST('x' AS INTEGER)`` is 0 where the plain comparison found nothing, so nothing else gets them."""
+    if "asyncpg" in _drivers(root, plan) or not any(fp.driver_casts for fp in plan.files.values()):
+        return plan
+    plan.files = {path: dataclasses.replace(fp, driver_casts={}) for path, fp in plan.files.items()}
+    return plan
 
 
 #: below this many files the rewrites run in this process (a worker pool costs more than it saves)
@@ -355,25 +388,55 @@ def _rewrite_all(work: Sequence[tuple[str, bytes, FilePlan]], rewrites: Sequence
 _MAX_ROUNDS = 8
 
 
+STRATEGIES = ("native", "threadpool", "auto")
+
+
+def _generated_bridge(fs_path: str) -> bool:
+    from .codemods.bridge_module import MARKER
+
+    if not fs_path.endswith("db_bridge.py"):
+        return False
+    try:
+        with open(fs_path, encoding="utf-8", errors="replace") as fh:
+            return fh.readline().rstrip("\n") == MARKER
+    except OSError:
+        return False
+
+
 def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Optional[Path] = None,
-            use_cache: bool = True, jobs: Optional[int] = None, progress: bool = False) -> FixResult:
+            use_cache: bool = True, jobs: Optional[int] = None, progress: bool = False,
+            strategy: str = "native") -> FixResult:
     """Plan, rewrite and check the soundness invariant (``soundness.py``) on the project as the rewrite leaves
     it.  Where it fails, the components that cause it stay sync (reported with the cause) and the plan is made
     again without them, until the rewrite passes; what cannot be left out (a violation no converted function
-    causes) rejects the migration whole (``rejected``: nothing is written)."""
+    causes) rejects the migration whole (``rejected``: nothing is written).
+
+    ``strategy`` (issue 10): ``native`` is the above; ``threadpool`` keeps the sync code and only bridges the
+    coroutines that block the loop (``bridge.py``); ``auto`` is native, then the bridge on what native left."""
     from .api import analyse_paths
 
     root = root or project_root(paths)
     run = analyse_paths([str(root)], config, use_cache=use_cache, jobs=jobs, need_analysis=True, progress=progress)
     analysis = run.analysis
     assert analysis is not None
-    scope = {s.path for s in discover(paths, config).sources}
+    # the generated bridge module (``codemods/bridge_module.py``) is sync by design: never migrated
+    scope = {s.path for s in discover(paths, config).sources if not _generated_bridge(s.fs_path)}
+    if strategy == "threadpool":
+        result = FixResult(plan=None)
+        result.errors += [(err.path, err.message) for err in run.result.errors]
+        _bridge_pass(result, run, config, scope, use_cache, jobs)
+        result.strategy = strategy
+        confine_writes(result, root)
+        return result
     rewrites = [BY_NAME[n] for n in select] if select else list(PIPELINE)
+    schemes = _url_schemes(run)
     exclude: dict[str, tuple[str, int, str]] = {}
+    facts = lint_facts(run, root)
     for rounds in range(1, _MAX_ROUNDS + 1):
-        plan = plan_migration(analysis, scope, config, exclude)
-        result = _rewrite_plan(run, plan, rewrites, jobs, progress)
+        plan = _without_casts_unless(plan_migration(analysis, scope, config, exclude), root)
+        result = _rewrite_plan(run, plan, rewrites, jobs, progress, facts)
         result.rounds = rounds
+        result.scope = scope
         if not result.changes and not result.rejected:
             break
         violations = soundness_violations(result, run, config, use_cache, jobs)
@@ -382,16 +445,22 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
         if not violations or not fresh or select:
             break
         exclude.update(fresh)
+    if _pin_blockers(result, plan, root):
+        return result
     if result.violations:
         rejected = {(p, m) for p, m in result.rejected}
         result.rejected += [(v.path, f"{v.message} (line {v.line})") for v in result.violations
                             if (v.path, v.message) not in rejected]
+    result.strategy = strategy
+    if strategy == "auto" and not result.rejected:
+        _bridge_pass(result, run, config, scope, use_cache, jobs)
     if not select or "database" in select:
         try:
             from .codemods.requirements import update_requirements
 
             notes: list[str] = []
-            result.requirements = update_requirements(root, _drivers(root, plan), warnings=notes) if result.changes else {}
+            result.requirements = (update_requirements(root, _drivers(root, plan, schemes), warnings=notes)
+                                   if result.changes else {})
             result.warnings += [(str(root), note) for note in notes]
         except Exception as exc:  # noqa: BLE001
             result.errors.append((str(root), f"cannot update requirements: {type(exc).__name__}: {exc}"))
@@ -399,7 +468,54 @@ def run_fix(paths: Sequence[str], config, select: Sequence[str] = (), root: Opti
     return result
 
 
-def _rewrite_plan(run, plan: MigrationPlan, rewrites: Sequence[type], jobs: Optional[int], progress: bool) -> FixResult:
+def _pin_blockers(result: FixResult, plan: MigrationPlan, root: Path) -> bool:
+    """The rewrite needs SQLAlchemy 2.0, so ``fix`` raises a 1.x pin.  Where the project uses 1.4-only API that no
+    rewrite changes (``Engine.execute``, ``autocommit=True``, ``MetaData(bind=)``: ``analysis/legacy_api.py``),
+    the project could not start on 2.0: then the pin is not raised and nothing that needs 2.0 is written (nothing
+    at all: every converted component and the database rewrite need it), and each blocker is reported.  A project
+    that already requires 2.0 has that code broken before the migration: reported only.  True when blocked."""
+    from .analysis.legacy_api import pin_blockers
+    from .codemods.requirements import declares_sqlalchemy_2
+
+    blockers = pin_blockers(plan.legacy)
+    if not blockers:
+        return False
+    if declares_sqlalchemy_2(root):
+        result.left += [LeftForHuman(u.path, u.line, f"{u.message} (the project already requires SQLAlchemy 2.0)")
+                        for u in blockers]
+        return False
+    if not result.changes:
+        return False
+    result.changes, result.rejected, result.violations, result.plan = [], [], [], None
+    result.warnings = []  # what the rewrites said of changes that are not made
+    result.left = [LeftForHuman(u.path, u.line, f"{u.message}: SQLAlchemy 1.4-only code that no rewrite changes")
+                   for u in blockers]
+    result.warnings.append((str(root), f"the migration needs SQLAlchemy 2.0 and {len(blockers)} use(s) of 1.4-only "
+                                       "API listed above would break on it: the SQLAlchemy pin is not raised and "
+                                       "nothing is converted; change them by hand, then run fix again"))
+    return True
+
+
+def lint_facts(run, root: Path) -> tuple[object, dict[str, frozenset]]:
+    """What ``TidyImports`` needs beyond one file: the project's isort/Ruff/Black settings and, per module, the
+    names other project modules take from it."""
+    from .codemods.tidy_imports import imported_by_others, read_style
+
+    contents: dict[str, bytes] = {}
+    # input the analysis could not read or refused (over the token budget, hostile nesting) is not parsed here
+    skipped = {e.path for e in run.result.errors}
+    for src in run.discovery.sources:
+        if src.path in skipped:
+            continue
+        try:
+            contents[src.module] = Path(src.fs_path).read_bytes()
+        except OSError:
+            pass
+    return read_style(root, contents), imported_by_others(contents)
+
+
+def _rewrite_plan(run, plan: MigrationPlan, rewrites: Sequence[type], jobs: Optional[int], progress: bool,
+                  facts: Optional[tuple[object, dict[str, frozenset]]] = None) -> FixResult:
     """Every file's rewrites under ``plan``, each verified on its own (parses, compiles, no undefined name)."""
     result = FixResult(plan=plan, left=list(plan.left))
     for err in run.result.errors:
@@ -425,6 +541,9 @@ def _rewrite_plan(run, plan: MigrationPlan, rewrites: Sequence[type], jobs: Opti
             if not any(w in data for w in _PHASE1_WORDS) or not any(w in data for w in db_words):
                 continue
             file_plan = plan.fallback(src.path, src.module)
+        if facts is not None:
+            file_plan = dataclasses.replace(file_plan, import_style=facts[0],
+                                            imported_by_others=facts[1].get(src.module, frozenset()))
         work.append((src.path, data, file_plan))
     bar = Progress(progress, "rewriting")
     try:
@@ -438,6 +557,7 @@ def _rewrite_plan(run, plan: MigrationPlan, rewrites: Sequence[type], jobs: Opti
             result.rejected.append((path, value))
         else:
             result.warnings += [(path, w) for w in value.warnings]
+            result.untwinned += [(path, name, line) for name, line in value.untwinned]
             if value.new != value.old:
                 result.changes.append(value)
     # a name imported from a project module must exist there after the rewrite
@@ -455,6 +575,60 @@ def _rewrite_plan(run, plan: MigrationPlan, rewrites: Sequence[type], jobs: Opti
     return result
 
 
+def _bridge_pass(result: FixResult, run, config, scope: set[str], use_cache: bool, jobs: Optional[int]) -> None:
+    """The thread-pool bridge (``bridge.py``) on the project as ``result`` leaves it: each coroutine that still
+    blocks the loop becomes a ``def`` or awaits its blocking part in the threadpool.  Changes merge into
+    ``result`` (one change per file); ``result.after`` becomes the findings of the bridged project."""
+    from .api import analyse_paths
+    from .bridge import plan_bridges
+    from .codemods import BRIDGES
+
+    changes = {c.path: c for c in result.changes}
+    contents: dict[str, bytes] = {}
+    for src in run.discovery.sources:
+        if src.path in changes:
+            contents[src.path] = changes[src.path].new
+            continue
+        try:
+            contents[src.path] = Path(src.fs_path).read_bytes()
+        except OSError:
+            pass
+    if changes:
+        analysis = analyse_paths([], config, use_cache=use_cache, jobs=jobs, discovery=run.discovery,
+                                 need_analysis=True, overrides={p: c.new for p, c in changes.items()}).analysis
+    else:
+        analysis = run.analysis
+    from .migration import Planner
+
+    bridge = plan_bridges(analysis, contents, scope, Planner(analysis, None, config).database())
+    result.bridge = bridge
+    result.left += bridge.left
+    for path, file_plan in sorted(bridge.files.items()):
+        outcome_path, outcome, value = _rewrite_one((path, contents[path], file_plan), list(BRIDGES.values()))
+        if outcome != "change":
+            result.rejected.append((path, f"the thread-pool bridge: {value}"))
+            continue
+        result.warnings += [(path, w) for w in value.warnings]
+        if value.new == value.old:
+            continue
+        if path in changes:
+            changes[path].new = value.new
+            changes[path].rewrites += value.rewrites
+        else:
+            result.changes.append(value)
+    if bridge.module is not None and any("OffloadToThreadpool" in c.rewrites for c in result.changes):
+        path, text = bridge.module
+        existing = Path(path).read_bytes() if Path(path).exists() else None
+        if existing is None:
+            result.changes.append(FileChange(path, b"", text.encode(), ["BridgeModule"]))
+        elif existing != text.encode():
+            result.warnings.append((path, "exists and is not the bridge module this version generates; left as is"))
+    if result.changes:
+        after = analyse_paths([], config, use_cache=use_cache, jobs=jobs, discovery=run.discovery,
+                              overrides={c.path: c.new for c in result.changes})
+        result.after = list(after.result.findings)
+
+
 def soundness_violations(result: FixResult, before, config, use_cache: bool, jobs: Optional[int]) -> list:
     """The soundness invariant (``soundness.check``) on the project as ``result`` would leave it, before anything
     is written.  A file whose rewrite was rejected on its own (does not compile, imports what is not there) is a
@@ -463,8 +637,10 @@ def soundness_violations(result: FixResult, before, config, use_cache: bool, job
     from .api import analyse_paths
     from .soundness import Violation, check, original_line
 
+    # ``need_analysis``: the invariant compares two analyses; a cached result of the same rewrite (a second run)
+    # has findings only
     after = analyse_paths([], config, use_cache=use_cache, jobs=jobs, discovery=before.discovery,
-                          overrides={c.path: c.new for c in result.changes})
+                          overrides={c.path: c.new for c in result.changes}, need_analysis=True)
     result.after = list(after.result.findings)
     changes = {c.path: (c.old, c.new) for c in result.changes}
     violations = []
@@ -478,6 +654,7 @@ def soundness_violations(result: FixResult, before, config, use_cache: bool, job
             old, new = changes[v.path]
             v = dataclasses.replace(v, line=original_line(old, new, v.line))
         violations.append(v)
+    violations += untwinned_violations(result, before.analysis, config)
     modules = {fs.path: fs.module for fs in before.analysis.project.files}
     planned = (result.plan.converted | result.plan.make_async) if result.plan is not None else set()
     for path, why in result.rejected:
@@ -488,6 +665,47 @@ def soundness_violations(result: FixResult, before, config, use_cache: bool, job
                                     ("rejected", path)))
     result.violations = violations
     return violations
+
+
+def untwinned_violations(result: FixResult, analysis, config) -> list:
+    """The suite overrides the app's session dependency (``dependency_overrides[get_db] = override``) with something
+    ``test_overrides`` cannot twin: a session from a factory built inside a fixture, a fixture's in-memory
+    session handed out with no async factory in reach.  A converted route or dependency would take
+    ``get_async_db``, which nothing overrides, and leave the test database (the suite then fails, or writes to the
+    app's own database).  Each converted function that takes the overridden dependency is a cause: it stays sync,
+    with the functions linked to it, and the suite's override still reaches it."""
+    from .migration import Planner
+    from .soundness import Violation
+
+    if not result.untwinned or result.plan is None:
+        return []
+    p = analysis.project
+    planner = Planner(analysis, None, config)
+    planned = result.plan.converted | result.plan.make_async
+    by_name: dict[str, tuple[str, int]] = {}
+    for path, name, line in result.untwinned:
+        by_name.setdefault(name, (path, line))
+    takers: dict[str, list[str]] = {}
+    for fid in sorted(planned):
+        fn = p.functions.get(fid)
+        if fn is None:
+            continue
+        for prm in fn.summary.params:
+            if prm.depends is not None and (prm.depends[0] != "dep" or prm.depends[2] is None):
+                continue
+            v = planner._dependency_target(prm, fid)  # ``Depends(get_db)``, in ``Annotated`` or an alias of it
+            if v and v[0] == "func" and v[1] in p.functions:
+                name = p.functions[v[1]].summary.qualname.rsplit(".", 1)[-1]
+                if name in by_name:
+                    takers.setdefault(name, []).append(fid)
+    out = []
+    for name, fids in takers.items():
+        path, line = by_name[name]
+        out.append(Violation("untwinned-override", path, line, "", tuple(fids),
+                             f"the tests override {name} here with a session that gets no async twin, "
+                             f"so functions that take {name} stay sync (converted, they would leave the test "
+                             "database)", ("untwinned-override", path, name)))
+    return out
 
 
 def _root_cause(result: FixResult, why: str) -> str:
@@ -505,7 +723,7 @@ def _root_cause(result: FixResult, why: str) -> str:
 
 
 _CAUSE_ORDER = ("coroutine-unawaited", "unknown-receiver", "await-sync", "async-session-sync-use", "rejected", "import",
-                "post-migration", "blocks-loop", "session-mismatch")
+                "untwinned-override", "post-migration", "blocks-loop", "session-mismatch")
 
 
 def _causes(violations: Sequence, analysis) -> dict[str, tuple[str, int, str]]:
@@ -564,7 +782,9 @@ def summary_lines(result: FixResult, quiet: bool = False) -> list[str]:
     n = len(result.changes) + len(result.requirements)
     lines.append(f"asyncmigrate fix: {n} file(s) to change")
     for change in result.changes:
-        lines.append(f"  {change.path}: {user_words(change.rewrites)}")
+        lines += _wrapped(f"  {change.path}: ", user_words(change.rewrites).split(", "))
+        if result.scope is not None and change.path not in result.scope:
+            lines.append(f"    not named: {outside_reason(change.rewrites)}")
     for path in result.requirements:
         lines.append(f"  {os.path.relpath(path)}: async drivers / sqlalchemy[asyncio]")
     if result.plan is not None:
@@ -576,11 +796,47 @@ def summary_lines(result: FixResult, quiet: bool = False) -> list[str]:
         if result.rounds > 1:
             done.append(f"planned {result.rounds} times (what broke the soundness invariant is left sync)")
         lines.append("  " + ", ".join(done))
+    lines += _strategy_lines(result)
     lines += _left_lines(result)
     if result.errors:
         lines.append(f"skipped input ({len(result.errors)}):")
         lines += [f"  {p}: {msg}" for p, msg in result.errors]
     return lines + _rejected_lines(result)
+
+
+def _strategy_lines(result: FixResult) -> list[str]:
+    """Which strategy each component got (``--strategy``), in the summary's words."""
+    from .bridge import DEMOTED, OFFLOADED
+
+    if result.strategy == "native":
+        return []
+    lines = [f"strategy {result.strategy}:"]
+    if result.plan is not None:
+        files = {f.rsplit(":", 1)[0] for f in result.plan.converted}
+        lines.append(f"  native (AsyncSession): {_n(len(result.plan.converted), 'function', 'functions')} in "
+                     f"{_n(len(files), 'module', 'modules')}")
+    components = getattr(result.bridge, "components", [])
+    demoted = [c for c in components if c[3] == DEMOTED]
+    offloaded = [c for c in components if c[3] == OFFLOADED]
+    lines.append(f"  threadpool: {_n(len(demoted), 'coroutine', 'coroutines')} made def (the framework's threadpool "
+                 f"runs {'it' if len(demoted) == 1 else 'them'}), "
+                 f"{_n(len(offloaded), 'coroutine awaiting its', 'coroutines awaiting their')} blocking part in the "
+                 "threadpool")
+    lines += [f"    {path}:{line}: {qual}: {words}" for path, line, qual, words in components]
+    return lines
+
+
+def _wrapped(head: str, phrases: Sequence[str], width: int = 80) -> list[str]:
+    """``head`` and the phrases joined by commas, broken between phrases to stay within ``width`` columns."""
+    lines, line = [], head
+    for i, phrase in enumerate(phrases):
+        piece = phrase + ("," if i < len(phrases) - 1 else "")
+        if line.strip() and not line.endswith(": ") and len(line) + 1 + len(piece) > width:
+            lines.append(line)
+            line = "      " + piece
+        else:
+            line += ("" if line.endswith(": ") or line.endswith(" ") else " ") + piece
+    return [*lines, line]
 
 
 def _left_lines(result: FixResult) -> list[str]:
@@ -611,7 +867,13 @@ def _rejected_lines(result: FixResult) -> list[str]:
 @click.option("--no-cache", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary on stderr, except what is left for a "
               "human and why nothing was written.")
-def fix_command(paths, diff_flag, write_flag, check_flag, rewrites, root, config_path, no_cache, quiet) -> None:
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="native", show_default=True,
+              help="native: rewrite to AsyncSession; threadpool: keep the sync code and run it off the loop "
+              "(async def -> def, or await run_in_threadpool); auto: native where the soundness check passes, "
+              "the threadpool for what would stay sync on the loop.")
+@_color_option
+def fix_command(paths, diff_flag, write_flag, check_flag, rewrites, root, config_path, no_cache, quiet,
+                strategy) -> None:
     """Rewrite blocking sync-SQLAlchemy code to async SQLAlchemy 2.0 (diff by default)."""
     from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED, get_config, named_path_errors
 
@@ -626,7 +888,8 @@ def fix_command(paths, diff_flag, write_flag, check_flag, rewrites, root, config
     paths, path_errors = named_path_errors(paths)
     root_path = Path(root).resolve() if root else None
     if paths:
-        result = run_fix(paths, config, rewrites, root_path, use_cache=not no_cache, progress=not quiet)
+        result = run_fix(paths, config, rewrites, root_path, use_cache=not no_cache, progress=not quiet,
+                         strategy=strategy)
     else:
         result = FixResult()
     result.errors[:0] = [(e.path, e.message) for e in path_errors]
@@ -661,8 +924,10 @@ def self_check(paths: Sequence[str], config, result: FixResult):
     findings = result.after if result.after is not None else analyse_paths(list(paths), config, use_cache=False).result.findings
     # no blocking call left on the loop that the summary did not report, and no post-migration bug (ASM2xx)
     # in anything the rewrite touched (DESIGN: "no ASM1xx left in scope, no ASM2xx introduced")
+    # a session dependency of a coroutine whose blocking part now runs in the threadpool is only handed there
+    bridged = {(path, qual) for path, _line, qual, _words in getattr(result.bridge, "components", ())}
     return [f for f in findings
-            if f.path in changed and (
+            if f.path in changed and not (f.category == "session-dependency" and (f.path, f.scope) in bridged) and (
                 f.code.startswith("ASM2")
                 or (f.severity == BLOCKS_LOOP and f.code.startswith("ASM1")
                     and (f.path, f.span.line) not in reported_lines and f.path not in reported_files))]

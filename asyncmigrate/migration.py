@@ -29,6 +29,7 @@ from typing import Iterable, Optional
 from . import facts
 from .analysis.findings import Analysis
 from .analysis.index import MODULE_SCOPE, expr_text
+from .analysis.legacy_api import LIST_ARGUMENT, TEXTUAL_SQL, legacy_uses
 from .analysis.paths import is_test_file  # noqa: F401  (re-exported for callers)
 from .analysis.orm import relationship_index
 from .analysis.sessions import Project, is_session
@@ -38,6 +39,15 @@ from .model import CallSite, Expr
 
 #: methods whose call, on a converted session, makes the function await
 _AWAITING_METHODS = facts.AWAITED_SESSION_METHODS | {"query"}
+#: ``with db.begin():`` becomes ``async with db.begin():`` on an AsyncSession (``await_session_methods``)
+_ASYNC_WITH_METHODS = frozenset({"begin", "begin_nested"})
+
+
+def _awaits_on_async_session(call) -> bool:
+    """A method call on a session that needs ``await`` (or ``async with``) once the session is an AsyncSession."""
+    method = call.func[2]
+    return (method in _AWAITING_METHODS and not call.awaited) or (
+        method in _ASYNC_WITH_METHODS and call.context_manager == "with")
 _CANNOT_BE_ASYNC = frozenset({"__init__", "__new__", "__del__", "__enter__", "__exit__", "__iter__", "__next__",
                               "__len__", "__bool__", "__hash__", "__eq__", "__repr__", "__str__", "__getattr__",
                               "__setattr__", "__getitem__", "__setitem__", "__contains__", "__post_init__"})
@@ -82,6 +92,9 @@ class MigrationPlan:
     database: Optional[DatabaseModule] = None
     #: the app's sync database names -> their async twins (``FilePlan.app_twins``), for test code
     app_twins: dict[str, str] = field(default_factory=dict)
+    #: SQLAlchemy 1.4-only API in the whole project (``analysis/legacy_api.py``): ``fix`` raises the pin only
+    #: when every use is rewritten
+    legacy: list = field(default_factory=list)
 
     def fallback(self, path: str, module: str) -> FilePlan:
         """The plan of a file with nothing converted in it (test code, Phase-1 code) that ``fix`` still rewrites."""
@@ -138,7 +151,7 @@ class Planner:
             unconfirmed: set[str] = set()
             for call in fn.summary.calls:
                 if call.func and call.func[0] == "a" and not call.awaited:
-                    v = p.receiver(call.func[1], fid)
+                    v = p.receiver(call.func[1], fid, call.in_lambda)
                     text = expr_text(call.func[1])
                     if text and is_session(v) and "(" not in text:
                         if v[1] == "name-only" and text not in confirmed:
@@ -229,7 +242,7 @@ class Planner:
             return True
         for call in self.project.functions[fid].summary.calls:
             func = call.func
-            if func and func[0] == "a" and func[2] in _AWAITING_METHODS and not call.awaited:
+            if func and func[0] == "a" and _awaits_on_async_session(call):
                 if expr_text(func[1]) in recv:
                     return True
         return False
@@ -355,6 +368,15 @@ class Planner:
                     if target in p.functions and target != fid:
                         links.setdefault(fid, set()).add(target)
                         links.setdefault(target, set()).add(fid)
+        # FastAPI solves a dependency once per request: a route and every dependency below it that declares the
+        # same session dependency get ONE session, and what one loads (``item = Depends(get_item)``,
+        # ``user = Depends(get_current_user)``) is attached to it.  Converted apart, they would hold two sessions,
+        # and ``db.add(item)`` fails ("already attached to session"): they convert together or not at all.
+        for fid in p.functions:
+            sharing = [f for f in (fid, *self._dependency_tree(fid)) if self._takes_session_dependency(f)]
+            for a, b in zip(sharing, sharing[1:]):
+                links.setdefault(a, set()).add(b)
+                links.setdefault(b, set()).add(a)
         # methods that use ``self.<attr>`` sessions are linked to the class's other such methods
         by_class: dict[str, list[str]] = {}
         for fid, fn in p.functions.items():
@@ -367,6 +389,34 @@ class Planner:
             for f in group:
                 links.setdefault(f, set()).update(group - {f})
         return links
+
+    def _depends_on(self, fid: str) -> list[str]:
+        """The project functions ``fid``'s parameters declare as dependencies (``x = Depends(f)``)."""
+        p = self.project
+        out = []
+        for prm in p.functions[fid].summary.params:
+            if prm.depends is not None and prm.depends[0] == "dep" and prm.depends[2] is not None:
+                v = p.value(prm.depends[2], fid)
+                if v and v[0] == "func" and v[1] in p.functions and v[1] != fid:
+                    out.append(v[1])
+        return out
+
+    def _dependency_tree(self, fid: str) -> list[str]:
+        """Every project function below ``fid`` in its dependency tree, in a stable order."""
+        seen: dict[str, None] = {}
+        todo = list(self._depends_on(fid))
+        while todo:
+            f = todo.pop(0)
+            if f in seen or f == fid:
+                continue
+            seen[f] = None
+            todo += self._depends_on(f)
+        return list(seen)
+
+    def _takes_session_dependency(self, fid: str) -> bool:
+        p = self.project
+        return any(prm.depends is not None and is_session(p.param_value(fid, prm))
+                   for prm in p.functions[fid].summary.params)
 
     def conversion(self, excluded: frozenset[str] = frozenset()) -> set[str]:
         p = self.project
@@ -499,10 +549,10 @@ class Planner:
                 recv = self.receivers(fid)
                 for call in fn.calls:
                     func = call.func
-                    if func and func[0] == "a" and func[2] in _AWAITING_METHODS and not call.awaited \
-                            and expr_text(func[1]) in recv:
+                    if func and func[0] == "a" and _awaits_on_async_session(call) and expr_text(func[1]) in recv:
+                        how = "entered with `async with`" if func[2] in _ASYNC_WITH_METHODS else "awaited"
                         found = (call.span.line, f"{boundary} and calls `{expr_text(func[1])}.{func[2]}()`, which "
-                                 "must be awaited on an AsyncSession")
+                                 f"must be {how} on an AsyncSession")
                         break
                 if found is None and self.uses_factory(fid):
                     found = (fn.span.line, f"{boundary} and opens a session, which would be an AsyncSession")
@@ -519,7 +569,8 @@ class Planner:
 
     def _entry_point(self, fid: str) -> bool:
         fn = self.project.functions[fid]
-        if fn.display in self.config.entry_points or fn.summary.qualname in self.config.entry_points:
+        entry_points = self.config.entry_points
+        if fn.display in entry_points or fn.summary.qualname in entry_points or self.project.display(fid) in entry_points:
             return True
         for dec in fn.summary.decorators:
             v = self.project.value(dec, fid) if dec else None
@@ -771,9 +822,13 @@ class Planner:
                 others = f", with {len(group) - 1} function(s) sharing its session," if len(group) > 1 else ""
                 self.left(fid, line, f"{why}: left on the sync session{others} (make it a coroutine, or move the "
                           "session work out of it, by hand)")
+            # one entry per root cause: the components several causes of one override (one violation) left sync
+            # are listed together
+            by_why: dict[tuple[str, int, str], set[str]] = {}
             for cause, group in unsound:
                 excluded |= group
-                path, line, why = self.exclude[cause]
+                by_why.setdefault(self.exclude[cause], set()).update(group)
+            for (path, line, why), group in by_why.items():
                 names = sorted(self.project.functions[g].summary.qualname for g in group)
                 shown = ", ".join(f"`{n}`" for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
                 item = LeftForHuman(path, line, f"{why}: left on the sync session: {shown} (they share its "
@@ -831,12 +886,25 @@ class Planner:
             fs = next(f for f in p.files if f.path == path)
             e = files.setdefault(path, _new_entry(fs.module))
             e["relationships"] = {cls: frozenset(names) for cls, names in classes.items()}
+        for fid in converted:
+            casts = self._driver_casts(fid)
+            if casts:
+                entry(fid).setdefault("casts", {}).update(casts)
         if db is not None:
             files.setdefault(db.path, _new_entry(db.dotted))
         derived = self._derived_engines()
         for path, (module, names) in derived.items():
             files.setdefault(path, _new_entry(module))
+        self.plan.legacy = legacy_uses(p)
+        for use in self.plan.legacy:  # project-wide: the pin the migration raises is
+            if use.kind == TEXTUAL_SQL:
+                e = files.setdefault(use.path, _new_entry(p.functions[use.fid].file.module))
+                e.setdefault("sql", {}).setdefault(use.scope, set()).add(use.receiver)
+            elif use.kind == LIST_ARGUMENT and use.callee:
+                e = files.setdefault(use.path, _new_entry(p.functions[use.fid].file.module))
+                e.setdefault("list_args", {}).setdefault(use.scope, set()).add(use.callee)
         sqlmodel = any(qn.startswith("sqlmodel") for fs in p.files for _, qn in fs.imports)
+        old_pydantic = pydantic_v1(p)
         self.plan.app_twins = self._app_twins(db, files.values())
         for path, e in files.items():
             test = is_test_file(path)
@@ -858,8 +926,22 @@ class Planner:
                 test_module=test,
                 app_twins=self.plan.app_twins if test else {},
                 derived_engines=frozenset(derived[path][1]) if path in derived else frozenset(),
+                driver_casts=e.get("casts", {}),
+                pydantic_v1=old_pydantic,
+                sql_receivers={scope: frozenset(texts) for scope, texts in e.get("sql", {}).items()},
+                list_arg_callees={scope: frozenset(texts) for scope, texts in e.get("list_args", {}).items()},
             )
         return self.plan
+
+    def _driver_casts(self, fid: str) -> dict[tuple[int, int], str]:
+        """Comparisons in converted ``fid`` that asyncpg would reject and a database-side cast keeps working
+        (``rules/driver_types.py``, ``codemods/driver_casts.py``); ``fix`` drops them when the project does not
+        move to asyncpg."""
+        from .rules.base import FunctionContext
+        from .rules.driver_types import TypedParameterMismatch
+
+        ctx = FunctionContext(self.project, self.graph, fid, self.project.functions[fid], frozenset())
+        return {(span.line, span.column): side for span, side in TypedParameterMismatch().castable(ctx)}
 
     def _unsound(self, converted: set[str], make_async: set[str], excluded: set[str]) -> list[tuple[str, set[str]]]:
         """``(cause, group)`` for each cause the soundness check named (``self.exclude``) that is still part of
@@ -1159,6 +1241,35 @@ class Planner:
                     if self.project.find_module(mod) == db.module:
                         return mod
         return db.dotted if db is not None else None
+
+
+#: names only pydantic 1 has (pydantic 2 raises ``PydanticImportError`` on ``from pydantic import BaseSettings``)
+_PYDANTIC_V1_ONLY = frozenset({"pydantic.BaseSettings", "pydantic.error_wrappers", "pydantic.env_settings"})
+#: names only pydantic 2 has; ``pydantic.v1`` is pydantic 1's API shipped inside pydantic 2
+_PYDANTIC_V2_ONLY = frozenset({"pydantic.ConfigDict", "pydantic.TypeAdapter", "pydantic.field_validator",
+                               "pydantic.model_validator", "pydantic.computed_field", "pydantic.field_serializer",
+                               "pydantic.v1"})
+
+
+def pydantic_v1(project: Project) -> bool:
+    """Whether the project is written for pydantic 1: it imports what only pydantic 1 has, or configures a model
+    with ``class Config: orm_mode = True``, and nothing shows pydantic 2 (its own names, ``pydantic_settings``,
+    ``model_config``).  Without evidence either way: pydantic 2, the version FastAPI installs."""
+    v1 = v2 = False
+    for fs in project.files:
+        for _name, qualified in fs.imports:
+            if qualified.startswith("pydantic_settings") or any(
+                    qualified == n or qualified.startswith(n + ".") for n in _PYDANTIC_V2_ONLY):
+                v2 = True
+            elif any(qualified == n or qualified.startswith(n + ".") for n in _PYDANTIC_V1_ONLY):
+                v1 = True
+    for cid, (_fs, cls) in project.classes.items():
+        names = {name for name, _value in cls.assigns} | {name for name, _ann in cls.annotations}
+        if "model_config" in names:
+            v2 = True
+        elif cid.endswith(".Config") and "orm_mode" in names:
+            v1 = True
+    return v1 and not v2
 
 
 def plan_migration(analysis: Analysis, paths: Optional[Iterable[str]], config: Config,

@@ -144,6 +144,9 @@ class FunctionSummary:
     #: ``container["key"] = expr`` with a literal string key: ``(container, key, expr)``
     #: (a wrapper that hands a session on through ``kwargs["db_session"]``)
     item_assigns: Tuple[Tuple[str, str, Expr], ...] = ()
+    #: ``a.b.c = expr`` on something that is not ``self`` (at least two attributes deep, rooted at a name):
+    #: ``(target, expr)`` (``request.state.db = SessionLocal()`` in a middleware)
+    attr_assigns: Tuple[Tuple[Expr, Expr], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +214,8 @@ class Finding:
     #: the call path that puts this code on the event loop, outermost first (qualified names)
     chain: Tuple[str, ...] = ()
     #: what the session identification rests on: "annotation", "dependency", "factory", "self-attribute",
-    #: "call-site", "provider", "name-only", or "" for non-session rules
+    #: "attribute" (``request.state.db`` stored elsewhere), "call-site", "provider", "fixture" (pytest),
+    #: "name-only", or "" for non-session rules
     evidence: str = ""
     snippet: str = ""
     fingerprint: str = ""
@@ -220,6 +224,11 @@ class Finding:
     @property
     def line(self) -> int:
         return self.span.line
+
+    @property
+    def via(self) -> str:
+        """How the chain reads: it puts the code on the loop, or (debt) hands it to a worker thread."""
+        return "on the loop via" if self.severity == BLOCKS_LOOP else "runs in a thread pool via"
 
     @property
     def column(self) -> int:

@@ -214,6 +214,21 @@ def _absolute_parent(path: Path) -> Path:
         return Path(os.path.abspath(path))
 
 
+_PROJECT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", "requirements.txt", ".git")
+
+
+def project_root(paths: Sequence[str]) -> Path:
+    """The directories given, or for files the nearest directory that looks like a project root."""
+    first = Path(paths[0]).resolve()
+    if first.is_dir() and len(paths) == 1:
+        return first
+    start = first if first.is_dir() else first.parent
+    for d in (start, *start.parents):
+        if any((d / m).exists() for m in _PROJECT_MARKERS):
+            return d
+    return start
+
+
 def discover(paths: Sequence[str], config: Config) -> Discovery:
     out = Discovery()
     include = pathspec.GitIgnoreSpec.from_lines(config.include)

@@ -3,8 +3,9 @@
 ``--stdin-filename PATH`` names the file: findings carry that path, its module name
 comes from the packages around it (as if the file were on disk there), and the
 configuration is the one that applies to it.  Without a name the path is ``-``.
-The file is analysed on its own, as ``scan PATH`` analyses a single file, and
-never through the cache (the buffer is not the file on disk).
+The file is analysed in its project, as ``scan PATH`` analyses a named file; the
+buffer's contents stand in for the file on disk (the content-keyed cache serves the
+other files, and never records the buffer as the file).
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ def analyse_stdin(filename: Optional[str], config: Config, select: Sequence[str]
     src = stdin_source(filename)
     if data is None:
         data = sys.stdin.buffer.read()
-    run = analyse_paths([src.path], config, select, ignore, use_cache=False, overrides={src.path: data},
-                        discovery=Discovery(sources=[src]))
-    return run.result
+    discovery = Discovery(sources=[src])
+    if filename and os.path.isdir(os.path.dirname(os.path.abspath(filename))):
+        # in its project, as ``scan FILE`` is (``api.analyse_named``): the buffer stands in for the file on disk
+        from .runner import discover, project_root
+
+        whole = discover([str(project_root([filename]))], config)
+        others = [s for s in whole.sources if os.path.abspath(s.fs_path) != os.path.abspath(filename)]
+        discovery = Discovery(sources=[*others, src])
+    run = analyse_paths([src.path], config, select, ignore, use_cache=True, overrides={src.path: data},
+                        discovery=discovery)
+    res = run.result
+    return ScanResult(findings=[f for f in res.findings if f.path == src.path],
+                      errors=[e for e in res.errors if e.path == src.path],
+                      files=[p for p in res.files if p == src.path],
+                      suppressed=[f for f in res.suppressed if f.path == src.path])

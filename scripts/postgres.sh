@@ -111,7 +111,7 @@ start() {
     else
         log "starting on 127.0.0.1:$PG_PORT"
         as_owner "$BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
-            -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_SOCK -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+            -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_SOCK -c max_connections=200 -c autovacuum=off -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
             start >&2 || { log "pg_ctl start failed; log follows"; tail -n 40 "$PG_LOG" >&2; exit 1; }
     fi
     local i
@@ -124,6 +124,10 @@ start() {
     if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname='$DB_USER'")" != "1" ]; then
         psql_admin -c "CREATE ROLE $DB_USER LOGIN CREATEDB PASSWORD '$DB_PASS'"
     fi
+    # DROP DATABASE ... WITH (FORCE) terminates every backend on the database, an autovacuum
+    # worker included, whose role only pg_signal_backend may signal: without it the drop fails
+    # whenever autovacuum happens to be visiting a just-used test database.
+    psql_admin -c "GRANT pg_signal_backend TO $DB_USER" >/dev/null
     if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname='$DB_NAME'")" != "1" ]; then
         psql_admin -c "CREATE DATABASE $DB_NAME OWNER $DB_USER"
     fi

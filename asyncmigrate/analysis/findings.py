@@ -18,7 +18,8 @@ from typing import Iterable, Mapping, Optional, Sequence
 from ..model import BLOCKS_LOOP, DEBT, FileError, FileSummary, Finding, ScanResult
 from ..rules.base import FunctionContext, Hit, Rule
 from .callgraph import CallGraph
-from .handoff import off_loop
+from .bridges import bridged_only
+from .handoff import off_loop, thread_runner
 from .index import MODULE_SCOPE
 from .sessions import Project, Settings
 
@@ -106,9 +107,18 @@ def analyze(
             continue
         # a lambda handed to ``run_sync`` / a thread runner runs off the loop, wherever it is written
         on_loop = graph.on_loop(fid) and not off_loop(project, fid, hit.span, rule.category)
+        # a session parameter whose every use goes through a bridge does not block the loop where it is received
+        param_bridge = bridged_only(project, graph, fid, hit.detail["param"]) \
+            if on_loop and rule.category == "session-dependency" and "param" in hit.detail else None
+        on_loop = on_loop and param_bridge is None
         sev = _severity(rule.severity, on_loop, fid in migrating, severity_overrides.get(rule.code))
         if sev is None:
             continue
+        if sev == BLOCKS_LOOP:
+            chain = graph.display_chain(fid)
+        else:  # off the loop: in a worker thread, the chain names the bridge that puts it there
+            runner = param_bridge or (thread_runner(project, fid, hit.span) if graph.on_loop(fid) else None)
+            chain = graph.display_chain(fid) + (runner,) if runner else graph.thread_chain.get(fid, ())
         scope = fn.summary.qualname
         finding = Finding(
             path=fn.file.path,
@@ -118,7 +128,7 @@ def analyze(
             severity=sev,
             message=rule.format(hit),
             scope=scope,
-            chain=graph.display_chain(fid) if sev == BLOCKS_LOOP else (),
+            chain=chain,
             evidence=hit.evidence,
             snippet=hit.snippet,
             fingerprint=fingerprint(fn.file.path, rule.code, scope, hit.snippet),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import facts
 from ..model import CallSite, Span
 
 if TYPE_CHECKING:
@@ -35,15 +34,13 @@ def _inside(inner: Span, outer: Span) -> bool:
 
 
 def _kind(project: "Project", call: CallSite, fid: str) -> str | None:
-    """``"facade"`` for ``x.run_sync(...)`` of an async connection or session, ``"thread"`` for a thread runner."""
+    """``"facade"`` for ``x.run_sync(...)`` of an async connection or session, ``"thread"`` for a thread runner
+    (the standard ones, ``BackgroundTasks.add_task`` and the project's own: ``analysis/bridges.py``)."""
     func = call.func
-    target = project.call_target(call, fid)
-    if target is not None and target[0] == "ext" and target[1] in facts.THREADPOOL_RUNNERS:
+    if any(h.call is call for h in project.bridges.handoffs.get(fid, ())):
         return "thread"
     if func is not None and func[0] == "a" and func[2] == _RUN_SYNC:
         return "facade"
-    if func is not None and func[0] == "a" and func[2] == facts.BACKGROUND_ADD_TASK:
-        return "thread"  # ``background_tasks.add_task(fn)``: Starlette runs a sync ``fn`` in its threadpool
     return None
 
 
@@ -85,6 +82,14 @@ def off_loop(project: "Project", fid: str, span: Span, category: str) -> bool:
     if span in _lambda_calls(project, fid, ("thread",)):
         return True
     return category in _FACADE_CATEGORIES and span in _lambda_calls(project, fid, ("facade",))
+
+
+def thread_runner(project: "Project", fid: str, span: Span) -> str | None:
+    """The runner of the thread hand-off in ``fid`` whose lambda makes the call at ``span`` (None: not one)."""
+    if span not in _lambda_calls(project, fid, ("thread",)):
+        return None
+    handoff = project.bridges.at(fid, span)
+    return handoff.runner if handoff is not None else None
 
 
 def facade_spans(project: "Project", fid: str) -> frozenset[Span]:

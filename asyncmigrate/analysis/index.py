@@ -187,6 +187,18 @@ def _class_argument(node: ast.Call) -> Expr:
     return None
 
 
+def attribute_path(expr: Expr) -> Optional[tuple[str, ...]]:
+    """``request.state.db`` -> ``("state", "db")``: the attribute names of a chain rooted at a bare name, when
+    there are at least two of them (a bag of state reached through an object); else None."""
+    names: list[str] = []
+    while expr is not None and expr[0] == "a":
+        names.append(expr[2])
+        expr = expr[1]
+    if expr is None or expr[0] != "n" or len(names) < 2:
+        return None
+    return tuple(reversed(names))
+
+
 def expr_text(expr: Expr) -> Optional[str]:
     """Source-like text of an encoded expression: ``a.b``, ``Repo().names`` (call arguments dropped).
 
@@ -273,7 +285,7 @@ class _Frame:
         "qualname", "name", "class_qualname", "is_async", "span", "decorators", "decorator_calls", "params",
         "assigns", "annotations", "self_assigns", "returns", "is_generator", "calls", "awaited_receivers",
         "attribute_reads", "kind", "self_name", "response_model", "return_annotation", "bindings", "attribute_read_spans",
-        "global_names", "item_assigns",
+        "global_names", "item_assigns", "attr_assigns",
     )
 
     def __init__(self, qualname: str, name: str, class_qualname: Optional[str], is_async: bool, span: Span):
@@ -301,6 +313,7 @@ class _Frame:
         self.return_annotation: Expr = None
         self.global_names: list[str] = []
         self.item_assigns: list[tuple[str, str, Expr]] = []
+        self.attr_assigns: list[tuple[Expr, Expr]] = []
 
     def freeze(self) -> FunctionSummary:
         return FunctionSummary(
@@ -327,6 +340,7 @@ class _Frame:
             attribute_read_spans=tuple(self.attribute_read_spans),
             global_names=tuple(dict.fromkeys(self.global_names)),
             item_assigns=tuple(self.item_assigns),
+            attr_assigns=tuple(self.attr_assigns),
         )
 
 
@@ -601,6 +615,9 @@ class _Indexer(ast.NodeVisitor):
             frame.self_assigns.append((target.attr, value))
             if annotation is not None:
                 frame.self_assigns.append((target.attr, ("annot", annotation)))
+        elif isinstance(target, ast.Attribute) and value is not None and isinstance(target.value, ast.Attribute) \
+                and attribute_path(expr_of(target)) is not None:
+            frame.attr_assigns.append((expr_of(target), value))
         elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) \
                 and isinstance(target.slice, ast.Constant) and isinstance(target.slice.value, str) and value is not None:
             frame.item_assigns.append((target.value.id, target.slice.value, value))

@@ -49,6 +49,10 @@ class ImportRoots:
 
     def locate(self, importer: str, dotted: str) -> Optional[tuple[str, list[str]]]:
         """``(module, remaining attribute names)`` for ``dotted`` imported by ``importer``, found by path."""
+        found = self._locate(importer, dotted)
+        return None if found is None else (found[0], found[1])
+
+    def _locate(self, importer: str, dotted: str) -> Optional[tuple[str, list[str], PurePosixPath]]:
         parts = dotted.split(".")
         if not parts[0] or parts[0] in _NEVER_LOCAL or importer not in self._dir:
             return None
@@ -57,5 +61,38 @@ class ImportRoots:
             for k in range(len(parts), 0, -1):
                 mod = self._by_path.get(str(root.joinpath(*parts[:k])))
                 if mod is not None and mod != importer:
-                    return mod, parts[k:]
+                    return mod, parts[k:], root
         return None
+
+    def full_names(self, modules: Mapping[str, FileSummary]) -> dict[str, str]:
+        """The dotted name of each file outside any package, as the project's import roots name it.
+
+        A root is a folder some import of the tree resolves from (``from services.library import x`` in
+        ``backend/main.py`` makes ``backend/`` one), or a ``src/`` folder.  A file under a root is named by its
+        path from the outermost such root (``backend/services/library.py`` -> ``services.library``), not by its
+        file name alone, so call chains say which ``library`` they go through.  Files under no root keep their
+        names.
+        """
+        roots: set[PurePosixPath] = set()
+        for mod in self._outside:
+            fs = modules[mod]
+            for _, qualname in fs.imports:
+                found = self._locate(mod, qualname)
+                if found is not None and found[0] in self._outside:
+                    roots.add(found[2])
+        for mod in self._outside:
+            parts = self._dir[mod].parts
+            if "src" in parts:
+                roots.add(PurePosixPath(*parts[:parts.index("src") + 1]))
+        out: dict[str, str] = {}
+        for mod in self._outside:
+            fs = modules[mod]
+            if fs.is_package:
+                continue
+            folder = self._dir[mod]
+            for root in sorted((r for r in roots if r == folder or r in folder.parents), key=lambda r: len(r.parts)):
+                rel = folder.relative_to(root).parts
+                if all(part.isidentifier() for part in rel):
+                    out[mod] = ".".join((*rel, PurePosixPath(fs.path.replace("\\", "/")).stem))
+                    break
+        return out

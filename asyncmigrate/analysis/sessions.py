@@ -9,8 +9,10 @@ set of abstract values:
   Evidence is one of ``annotation`` (``db: Session``), ``dependency``
   (``Depends(get_db)``), ``factory`` (``SessionLocal()``, ``with Session(e) as s``),
   ``provider`` (``next(get_db())``, a function returning a session),
-  ``self-attribute`` (``self.db`` set from a session), ``call-site`` (a
-  parameter that callers pass a session to) and ``name-only`` (the fallback).
+  ``self-attribute`` (``self.db`` set from a session), ``attribute`` (``request.state.db``
+  where a middleware stores a session on that attribute path), ``call-site`` (a
+  parameter that callers pass a session to), ``fixture`` (a test's parameter filled by a pytest fixture
+  that hands out a session) and ``name-only`` (the fallback).
 * ``("factory",)`` / ``("afactory",)``: a sync / async session factory.
 * ``("func", fid)``, ``("class", cid)``, ``("instance", cid)``, ``("method", cid, name)``,
   ``("module", name)``, ``("ext", qualified_name)``, ``("engine",)``.
@@ -28,8 +30,10 @@ from typing import Iterable, Iterator, Optional
 
 from .. import facts
 from ..model import CallSite, ClassSummary, Expr, FileSummary, FunctionSummary, Param
-from .index import MODULE_SCOPE
+from .fixtures import Fixtures
+from .index import MODULE_SCOPE, attribute_path
 from .roots import ImportRoots
+from .bridges import Bridges, find_bridges
 from .wrappers import Wrappers, find_wrappers
 
 Value = Optional[tuple]
@@ -91,6 +95,8 @@ class Project:
         self._fn_locals: dict[str, dict[str, list[Expr]]] = {}
         self._fn_annotations: dict[str, dict[str, Expr]] = {}
         self._class_attr_sources: dict[str, list[tuple[str, Expr]]] = {}
+        #: ``request.state.db = SessionLocal()`` anywhere: attribute path (``("state", "db")``) -> sources
+        self._attr_sources: dict[tuple[str, ...], list[Expr]] = {}
         self.param_sessions: dict[tuple[str, str], str] = {}  # (fid, param) -> evidence
         self._value_memo: dict[tuple, Value] = {}
         self._stack: set[tuple] = set()
@@ -100,12 +106,15 @@ class Project:
         self._foreign_memo: dict[tuple, bool] = {}
         self._foreign_stack: set[tuple] = set()
         self._wrappers: Optional[Wrappers] = None
+        self._fixtures: Optional[Fixtures] = None
+        self._full_names: Optional[dict[str, str]] = None
         self._index()
         self.roots = ImportRoots(self.modules)
         self._import_memo: dict[tuple[str, str], Value] = {}
         self._resolving_imports: set[tuple[str, str]] = set()
         #: the name-only fallback needs a SQLAlchemy project (see :meth:`receiver`)
         self.uses_sqlalchemy = self._uses_sqlalchemy()
+        self._async_only: Optional[bool] = None
 
     # ------------------------------------------------------------------ indexing
     def _index(self) -> None:
@@ -147,6 +156,10 @@ class Project:
                             module_vars.setdefault(name, []).append(("in", fid, value))
         # self.x = ... in any method -> class attribute sources (evaluated in that method)
         for fid, fn in self.functions.items():
+            for target, value in fn.summary.attr_assigns:
+                path = attribute_path(target)
+                if path is not None:
+                    self._attr_sources.setdefault(path, []).append(("in", fid, value))
             cq = fn.summary.class_qualname
             if cq and fn.summary.self_assigns:
                 cid = f"{fid.split(':', 1)[0]}:{cq}"
@@ -155,6 +168,15 @@ class Project:
 
     def module_of(self, fid: str) -> str:
         return fid.split(":", 1)[0]
+
+    def display(self, fid: str) -> str:
+        """``module.qualname`` of a function for reports (call chains), with the module's full dotted name from
+        the project's import roots when its folder has no ``__init__.py`` (:meth:`.ImportRoots.full_names`)."""
+        fn = self.functions[fid]
+        if self._full_names is None:
+            self._full_names = self.roots.full_names(self.modules)
+        module = self._full_names.get(self.module_of(fid), fn.file.module)
+        return f"{module}.{fn.summary.qualname}" if module else fn.summary.qualname
 
     # ------------------------------------------------------------------ resolution
     def find_module(self, dotted: str) -> Optional[str]:
@@ -304,7 +326,10 @@ class Project:
         if kind == "n":
             return self.lookup(expr[1], fid)
         if kind == "a":
-            return self.attribute(self.value(expr[1], fid), expr[2], fid)
+            v = self.attribute(self.value(expr[1], fid), expr[2], fid)
+            if v is None and self._attr_sources:
+                v = self._stored_attribute(expr)
+            return v
         if kind == "c":
             if expr[1] == ("n", "super"):
                 return self._super(fid)
@@ -352,6 +377,26 @@ class Project:
             base = self.value(expr[1], fid)
             return base if base is not None and base[0] == "class" else None
         return None
+
+    def _stored_attribute(self, expr: Expr) -> Value:
+        """``request.state.db`` where some function stores a session on that same attribute path
+        (``request.state.db = SessionLocal()`` in a middleware): the session, by provenance (evidence
+        ``attribute``).  Only sessions are taken from such a bag; when any store is an async session the read
+        is one too (an async receiver is never reported)."""
+        path = attribute_path(expr)
+        sources = self._attr_sources.get(path) if path is not None else None
+        if not sources:
+            return None
+        found: Value = None
+        for src in sources:
+            v = self.value(src, "")
+            if v is None:
+                continue
+            if v[0] == ASESSION:
+                return (ASESSION, "attribute")
+            if v[0] == SESSION:
+                found = (SESSION, "attribute")
+        return found
 
     @staticmethod
     def _function_of(target: Value) -> Optional[str]:
@@ -517,6 +562,8 @@ class Project:
                 return ("afactory",)
             if qn in facts.ASYNC_SESSION_TYPES:
                 return (ASESSION, "factory")
+            if qn in facts.OBJECT_SESSION_FUNCTIONS:
+                return (SESSION, "provider")  # ``object_session(obj)``: the session the object belongs to
             if qn in facts.SYNC_ENGINE_FACTORIES:
                 return ("engine",)
             if qn in facts.ASYNC_ENGINE_FACTORIES:
@@ -644,6 +691,12 @@ class Project:
                         return (ASESSION, evidence)
         return None
 
+    def _factory_annotation(self, ann: Expr, fid: str) -> bool:
+        """``db_session: SessionLocal``: annotated with the factory where ``Session`` was meant.  Not a session
+        type (ASM102 is about those, and ``fix`` rewrites only those), so what callers pass decides."""
+        t = self.value(ann, fid) if ann is not None and ann[0] in ("n", "a") else None
+        return t is not None and t[0] in ("factory", "afactory")
+
     def param_value(self, fid: str, p: Param) -> Value:
         fn = self.functions[fid].summary
         if p.index == 0 and fn.class_qualname and fn.kind in ("method", "property"):
@@ -661,6 +714,36 @@ class Project:
         evidence = self.param_sessions.get((fid, p.name))
         if evidence is not None:
             return (SESSION, evidence) if evidence != "async" else (ASESSION, "call-site")
+        return self._fixture_value(fid, p)
+
+    @property
+    def fixtures(self) -> Fixtures:
+        """The project's pytest fixtures (:mod:`.fixtures`), found once."""
+        if self._fixtures is None:
+            self._fixtures = Fixtures(None)  # what the fixtures' own resolution sees while they are found
+            self._fixtures = Fixtures(self)
+            self._value_memo.clear()  # values computed meanwhile saw no fixtures
+        return self._fixtures
+
+    def _fixture_of(self, fid: str, p: Param) -> Optional[str]:
+        """The fixture pytest fills parameter ``p`` of ``fid`` from, if any."""
+        fixtures = self.fixtures
+        if p.has_default or p.depends is not None or not fixtures.fids or not fixtures.injects(fid):
+            return None
+        return fixtures.lookup(fid, p.name)
+
+    def _fixture_value(self, fid: str, p: Param) -> Value:
+        """A parameter pytest fills from a fixture that hands out a session (or a session factory)."""
+        fixture = self._fixture_of(fid, p)
+        if fixture is None:
+            return None
+        provided = self.provides(fixture)
+        if provided is not None:
+            return (provided[0], "fixture")
+        for r in self.functions[fixture].summary.returns:
+            v = self.value(r, fixture)
+            if v is not None and v[0] in ("factory", "afactory"):
+                return v
         return None
 
     # ------------------------------------------------------------------ fixed point
@@ -711,6 +794,14 @@ class Project:
             self._wrappers = find_wrappers(self)
         return self._wrappers
 
+    @property
+    def bridges(self) -> Bridges:
+        """Thread-pool runners, their calls and the decorators that bridge (:mod:`.bridges`), found once."""
+        found = self.__dict__.get("_bridges")
+        if found is None:
+            found = self.__dict__["_bridges"] = find_bridges(self)
+        return found
+
     def _argument_flows(self) -> Iterator[tuple[str, CallSite, str, int]]:
         """``(caller, call, callee, offset)`` for every call whose arguments reach a project function's parameters.
 
@@ -729,6 +820,8 @@ class Project:
         for wrapper in wrappers.calls:
             for callee, call in wrappers.flows(wrapper):
                 yield wrapper, call, callee, 0  # the wrapper calls the plain function: ``self`` comes explicitly
+        for fid, call, callee in self.bridges.flows:  # ``run_in_threadpool(fn, db)`` calls ``fn(db)`` in a thread
+            yield fid, call, callee, self._bound_offset(call, fid, callee)
 
     def solve(self, max_rounds: int = 6) -> None:
         """Propagate sessions into parameters from call sites until nothing changes."""
@@ -748,7 +841,8 @@ class Project:
                         pairs.append((by_name[name], arg))
                 for p, arg in pairs:
                     key = (callee, p.name)
-                    if key in self.param_sessions or p.annotation is not None or p.depends is not None:
+                    if key in self.param_sessions or p.depends is not None \
+                            or p.annotation is not None and not self._factory_annotation(p.annotation, callee):
                         continue
                     v = self.value(arg, fid)
                     if v is not None and v[0] in (SESSION, ASESSION):
@@ -762,7 +856,7 @@ class Project:
             self._foreign_memo.clear()
 
     # ------------------------------------------------------------------ receivers
-    def receiver(self, expr: Expr, fid: str) -> Value:
+    def receiver(self, expr: Expr, fid: str, in_lambda: bool = False) -> Value:
         """The value of a method-call receiver, with the name-only fallback.
 
         A name is evidence only in a project that uses SQLAlchemy (``uses_sqlalchemy``), and never for a
@@ -780,7 +874,8 @@ class Project:
         if self.foreign(expr, fid):
             return None
         fn = self.functions[fid]
-        if expr in fn.summary.awaited_receivers or self._file_is_async_only(fn.file):
+        if expr in fn.summary.awaited_receivers or self._file_is_async_only(fn.file) \
+                or self.async_only and not in_lambda and not self._handed_to_run_sync(fid):
             return (ASESSION, "name-only")
         if expr[0] == "a" and expr[1] is not None and expr[1][0] == "n":
             base = self.value(expr[1], fid)
@@ -895,7 +990,12 @@ class Project:
             params = self._fn_params.get(fid, {})
             if name in params:
                 p = params[name]
-                return p.depends is None and self._foreign_type(p.annotation, fid)
+                if p.depends is None and self._foreign_type(p.annotation, fid):
+                    return True
+                # a test's parameter filled by a fixture whose every return/yield is foreign (``sqlite3.connect``)
+                fixture = self._fixture_of(fid, p)
+                return fixture is not None and self._foreign_sources(
+                    (r, fixture) for r in self.functions[fixture].summary.returns)
             ann = self._fn_annotations.get(fid, {}).get(name)
             if ann is not None and self._foreign_type(ann, fid):
                 return True
@@ -928,3 +1028,43 @@ class Project:
         has_async = bool(imported & facts.ASYNC_SESSION_TYPES)
         has_sync = bool(imported & (facts.SYNC_SESSION_TYPES | facts.SYNC_SESSIONMAKERS))
         return has_async and not has_sync
+
+    def _handed_to_run_sync(self, fid: str) -> bool:
+        """A function passed to ``run_sync``: its session parameter is the sync session behind the async one."""
+        from .handoff import facade_functions
+
+        return fid in facade_functions(self)
+
+    _SYNC_MAKER_NAMES = frozenset(qn.rsplit(".", 1)[-1] for qn in facts.SYNC_SESSION_TYPES | facts.SYNC_SESSIONMAKERS)
+
+    @property
+    def async_only(self) -> bool:
+        """An already-async code base (issue 12, class 7): some file imports an async session class or factory and
+        nothing anywhere builds or names a sync one (no import of a sync session class or ``sessionmaker``, no call
+        that resolves to one, no configured sync factory).  There a receiver known only by its name is an
+        ``AsyncSession``: ``session.add(obj)`` in an untyped helper is not a sync session."""
+        if self._async_only is None:
+            self._async_only = self._compute_async_only()
+        return self._async_only
+
+    def _compute_async_only(self) -> bool:
+        if self.settings.session_factories or self.settings.session_dependencies:
+            return False
+        sync_names = facts.SYNC_SESSION_TYPES | facts.SYNC_SESSIONMAKERS
+        async_names = facts.ASYNC_SESSION_TYPES | facts.ASYNC_SESSIONMAKERS
+        has_async = False
+        for fs in self.files:
+            for _, qn in fs.imports:
+                if qn in sync_names:
+                    return False
+                has_async = has_async or qn in async_names
+        if not has_async:
+            return False
+        for fid, fn in self.functions.items():
+            for call in fn.summary.calls:
+                func = call.func
+                if func and func[0] in ("n", "a") and func[-1] in self._SYNC_MAKER_NAMES:
+                    target = self.call_target(call, fid)
+                    if target is not None and target[0] == "ext" and target[1] in sync_names:
+                        return False
+        return True

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from ..facts import TEXTUAL_SQL_METHODS
 from .await_session_methods import AwaitSessionMethods
+from .demote_to_def import DemoteToDef
+from .driver_casts import CastDriverParameters
 from .eager_load import EagerLoadRelationships
 from .engine_to_async import EngineToAsync
 from .lifecycle_to_async import LifecycleToAsync
+from .list_arguments import ListArgumentsToPositional
+from .offload_to_threadpool import OffloadToThreadpool
 from .propagate_async import PropagateAsync
 from .query_to_select import QueryToSelect
 from .response_models import SerializeInSession
@@ -18,8 +22,11 @@ from .session_factory import SessionFactoryToAsync
 from .sleep_to_asyncio import SleepToAsyncio
 from .test_overrides import MigrateTestOverrides
 from .textual_sql import TextualSqlToText
+from .tidy_imports import TidyImports
 
 PIPELINE = (
+    # comparisons are found by their position in the original file: before anything moves them
+    CastDriverParameters,
     # Phase 1 first: the async engine, factory and dependency must exist before anything refers to them.
     EngineToAsync,
     # test code only: overrides of the sync dependency and patches of the sync factory get async twins, valued
@@ -32,6 +39,9 @@ PIPELINE = (
     # plain-string SQL on a converted session: its receiver is still the sync one the plan names; independent
     # of the await the next step puts around the same call
     TextualSqlToText,
+    # 1.4 list arguments (``select([a])``): after QueryToSelect, whose ``select(X)`` never takes a list;
+    # matched by callee text, which nothing renames
+    ListArgumentsToPositional,
     # then every remaining coroutine method on a converted session gets its await
     AwaitSessionMethods,
     # factories and dependencies are renamed after the body is rewritten, so session receivers still match
@@ -44,6 +54,9 @@ PIPELINE = (
     SerializeInSession,
     # model files: loader strategies; independent of everything above
     EagerLoadRelationships,
+    # last, on the finished file (after the scheduled imports and the await parentheses): imports the rewrite made
+    # unused go, added ones move to their isort section, generated lines past the line length are split
+    TidyImports,
 )
 
 #: rewrite name (for ``--select``) -> class
@@ -60,6 +73,17 @@ BY_NAME = {
     "eager": EagerLoadRelationships,
     "tests": MigrateTestOverrides,
     "text": TextualSqlToText,
+    "casts": CastDriverParameters,
+    "list-args": ListArgumentsToPositional,
+    "tidy": TidyImports,
+}
+
+
+#: the thread-pool bridge (``fix --strategy threadpool|auto``, ``bridge.py``), run after the native pipeline on what
+#: it left: a coroutine the plan demotes has nothing to offload, so the order between the two does not matter
+BRIDGES = {
+    "demote": DemoteToDef,
+    "offload": OffloadToThreadpool,
 }
 
 
@@ -88,13 +112,16 @@ GATES = {
     # every match starts at a receiver the plan marks as a converted session
     QueryToSelect: _has_sessions,
     AwaitSessionMethods: _has_sessions,
-    TextualSqlToText: lambda plan, code: _has_sessions(plan, code) and any(m in code for m in TEXTUAL_SQL_METHODS),
+    TextualSqlToText: lambda plan, code: bool(_has_sessions(plan, code) or plan.sql_receivers)
+                                         and any(m in code for m in TEXTUAL_SQL_METHODS),
     SessionFactoryToAsync: lambda plan, code: bool(plan.sessions),
     SleepToAsyncio: lambda plan, code: "sleep" in code,
     PropagateAsync: lambda plan, code: bool(plan.make_async or plan.await_calls or plan.run_calls
                                             or plan.async_with_calls or plan.acm),
     SerializeInSession: lambda plan, code: bool(plan.serialize),
     EagerLoadRelationships: lambda plan, code: bool(plan.relationships),
+    CastDriverParameters: lambda plan, code: bool(plan.driver_casts),
+    ListArgumentsToPositional: lambda plan, code: bool(plan.list_arg_callees),
 }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import FrozenSet, Iterator, Mapping, Optional, Sequence
+from typing import FrozenSet, Iterator, Mapping, Optional, Sequence, Tuple
 
 import libcst as cst
 from libcst.codemod import CodemodContext, ContextAwareTransformer
@@ -73,11 +73,42 @@ class FilePlan:
     #: make_engine(url)``, ``create_engine`` inside it): the ``database`` rewrite derives their async twin from
     #: the sync engine's URL at run time
     derived_engines: FrozenSet[str] = frozenset()
+    #: the project is written for pydantic 1 (``migration.pydantic_v1``): responses are validated with
+    #: ``parse_obj_as`` (pydantic 2's ``TypeAdapter`` does not exist there)
+    pydantic_v1: bool = False
+    #: comparisons to cast database-side for asyncpg (``driver_casts``): (line, 1-based column) of the
+    #: comparison in the ORIGINAL file -> the side holding the ``str`` value ("left" / "right")
+    driver_casts: Mapping[Tuple[int, int], str] = field(default_factory=dict)
+    #: scope qualname -> receivers (dotted source text) of ANY session or connection, converted or staying sync,
+    #: whose plain-string SQL SQLAlchemy 2.0 refuses (``analysis/legacy_api.py``): ``textual_sql`` wraps it in
+    #: ``text()``, which 1.4 accepts as well
+    sql_receivers: Mapping[str, FrozenSet[str]] = field(default_factory=dict)
+    #: scope qualname -> callee texts (``select``, ``sa.case``) that are SQLAlchemy's ``select``/``case`` there and
+    #: are given a list (``list_arguments``: ``select([a, b])`` -> ``select(a, b)``)
+    list_arg_callees: Mapping[str, FrozenSet[str]] = field(default_factory=dict)
+    #: the thread-pool bridge (``bridge.py``): coroutines that become ``def`` (``demote_to_def``)
+    demote: FrozenSet[str] = frozenset()
+    #: coroutine qualname -> lines of its blocking calls, moved into ``run_in_threadpool`` (``offload_to_threadpool``)
+    offload: Mapping[str, FrozenSet[int]] = field(default_factory=dict)
+    #: what runs offloaded code: ``"starlette"`` (``run_in_threadpool``), ``"asyncio"`` (``asyncio.to_thread``) or
+    #: ``"bridge:<module>"`` (``run_in_db_thread`` of the generated bridge module)
+    thread_runner: str = "starlette"
+    #: names other project modules take from this one (``tidy_imports.imported_by_others``): an import the
+    #: rewrite made unused here stays when one of them needs it
+    imported_by_others: FrozenSet[str] = frozenset()
+    #: the project's isort/Ruff/Black settings (``tidy_imports.ImportStyle``); None: Ruff's defaults
+    import_style: Optional[object] = None
 
     def is_session(self, scope: str, dotted_text: Optional[str]) -> bool:
         if dotted_text is None:
             return False
         return dotted_text in self.sessions.get(scope, frozenset())
+
+    def takes_text(self, scope: str, dotted_text: Optional[str]) -> bool:
+        """Whether plain-string SQL given to ``dotted_text`` in ``scope`` is wrapped in ``text()``: a converted
+        session, or any receiver ``sql_receivers`` lists."""
+        return dotted_text is not None and (self.is_session(scope, dotted_text)
+                                            or dotted_text in self.sql_receivers.get(scope, frozenset()))
 
 
 def plan_of(context: CodemodContext) -> FilePlan:

@@ -6,7 +6,9 @@ following the non-DIFF rows of ``shared/SQLALCHEMY_ASYNC.md`` §2 and keeping le
 (``scalar_one_or_none()``), ``count()`` counts a subquery, column and multi-entity queries read Rows, and
 ``.unique()`` is added wherever the legacy Query would have de-duplicated entities (joins, joined eager
 loads, several tables).  ``get`` becomes ``await db.get(M, pk)``, bulk ``update``/``delete`` become
-``update(M)``/``delete(M)`` statements read with ``.rowcount``, a query stored in a variable and refined
+``update(M)``/``delete(M)`` statements read with ``.rowcount`` (on a stored query ``q``,
+``update(M).where(q.whereclause)`` when every assignment of ``q`` has criteria; ``synchronize_session=False``
+is dropped, because under ``expire_on_commit=False`` it leaves loaded objects stale past the commit), a query stored in a variable and refined
 later becomes a ``select()`` when every use of the variable is understood, and a query used as a
 subquery (``.in_(...)``, ``.exists()``) becomes a bare ``select()``.  Only receivers the project plan calls
 sync sessions in the current function are touched; anything else Query-shaped is left unchanged and
@@ -197,6 +199,10 @@ class Tracked:
     receiver: str
     root: cst.Call
     steps: list[Step]  # origin builders, then every refinement's builders (for shape only)
+    #: every origin assignment has criteria (filter/filter_by/where): ``q.whereclause`` is never None
+    filtered: bool = False
+    #: ``q = q.<builder>(..)`` happens somewhere after the origin
+    refined: bool = False
 
 
 class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
@@ -336,7 +342,8 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
         if name in other:
             return origins[-1], f"{what} is bound more than once; its uses are left unchanged"
         chains = [unwind(a.value) for a in origins]
-        tracked = Tracked(dotted(chains[0][0]) or "", chains[0][1][0].call, [s for _, st in chains for s in st[1:]])
+        tracked = Tracked(dotted(chains[0][0]) or "", chains[0][1][0].call, [s for _, st in chains for s in st[1:]],
+                          filtered=all(any(s.name in QUERY_DML_CRITERIA for s in st[1:]) for _, st in chains))
         # ``if x: q = db.query(M).filter(a) else: q = db.query(M).filter_by(b)`` is one statement shape
         selects = {(dotted(base), tuple(_code(e) for e in self._shape(st[0].call, st[1:]).elements))
                    for base, st in chains}
@@ -352,6 +359,7 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
             if any(s.name in ("with_entities", "add_columns") for s in vsteps):
                 return assign, f"{what} changes its columns conditionally; its uses are left unchanged"
             tracked.steps.extend(vsteps)
+            tracked.refined = True
         for node, stack in _uses(fn.body, name):
             problem = self._use_problem(tracked, name, node, stack)
             if problem:
@@ -377,8 +385,16 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
         top, parent = stack[i], stack[i - 1]
         k = first_non_builder(steps)
         if k is not None:
-            if steps[k].name in ("get", "update", "delete"):
-                return f"is used with `.{steps[k].name}()`, which needs the query's entity and criteria"
+            if steps[k].name == "get":
+                return "is used with `.get()`, which needs the query's entity"
+            if steps[k].name in ("update", "delete"):
+                if k:
+                    return f"adds builders in the bulk `.{steps[k].name}()` call"
+                if tracked.refined:
+                    return f"is refined before bulk `.{steps[k].name}()`: its criteria are not known in one place"
+                if not tracked.filtered:
+                    # ``update(M).where(None)`` would not be the same statement as an unfiltered bulk update
+                    return f"is used with bulk `.{steps[k].name}()` but has no criteria on every assignment"
             if steps[k].name not in TERMINALS:
                 return f"calls `.{steps[k].name}()`, which has no verified 2.0 form"
             return self._problem(self._tracked_shape(tracked, steps[:k]), steps[k].name, steps[k].call)
@@ -570,12 +586,20 @@ class QueryToSelect(ScopedTransformer, VisitorBasedCodemodCommand):
         elif name == "scalar":  # an EXISTS gives exactly one row: db.scalar() is exact
             result = cst.Await(layout.call(cst.Attribute(receiver, cst.Name("scalar")), self._select(chain, k, local)))
         else:  # bulk update / delete
-            dml = self._select(chain, k, {"select": local[name]})
+            if chain.tracked is None:
+                dml = self._select(chain, k, {"select": local[name]})
+            else:  # q = select(M).where(..) already: the same criteria on update(M) / delete(M)
+                entity = chain.tracked.root.args[0].value.deep_clone()
+                dml = cst.Call(cst.Attribute(cst.Call(cst.Name(local[name]), [cst.Arg(entity)]), cst.Name("where")),
+                               [cst.Arg(cst.Attribute(chain.new_base, cst.Name("whereclause")))])
             values, sync = _dml_arguments(terminal.call, name)
             if name == "update":  # keep the user's line breaks (and trailing comma) around the values
                 args = [_closing_like(cst.Arg(values), terminal.call.args[-1])] if values is not None else []
                 dml = layout.method(dml, "values", args, terminal.call.whitespace_before_args)
-            if sync is not None:
+            # ``synchronize_session=False`` is dropped: with the async factory's expire_on_commit=False a
+            # loaded object would keep its old values even after the commit, where the sync session
+            # (expire_on_commit=True) reloaded them; 2.0's default 'auto' updates them at once.
+            if sync is not None and not (isinstance(sync, cst.Name) and sync.value == "False"):
                 option = cst.Arg(sync, keyword=cst.Name("synchronize_session"), equal=_EQ)
                 dml = layout.method(dml, "execution_options", [option])
             result = cst.Await(layout.call(cst.Attribute(receiver, cst.Name("execute")), dml))

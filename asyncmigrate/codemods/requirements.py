@@ -82,6 +82,52 @@ def _excludes_2_0(spec: str) -> bool:
     return False
 
 
+_POETRY_PART = re.compile(r"^(\^|~=|~|===|==|<=|<|>=|>|!=)?v?([0-9][0-9A-Za-z.*+!-]*)$")
+#: what a raised pin says, in requirements files and in Poetry tables alike
+RAISED_PIN = ">=2.0"
+
+
+def _poetry_excludes_2_0(constraint: str) -> bool:
+    """True when a Poetry version constraint cannot select SQLAlchemy 2.x: ``^1.4.36`` (<2.0), ``~1.4``,
+    ``1.4.36`` (exact), ``1.4.*``, ``>=1.3,<2.0``; with ``||``, when no alternative can."""
+    def alternative_excludes(alt: str) -> bool:
+        alt = re.sub(r"(\^|~=|~|===|==|<=|<|>=|>|!=)\s+", r"\1", alt.strip())
+        for part in re.split(r"[,\s]+", alt):
+            match = _POETRY_PART.match(part)
+            if match is None:
+                continue
+            op, version = match.group(1) or "", match.group(2)
+            numbers = [int(p) for p in version.replace("*", "0").split(".")[:2] if p.isdigit()]
+            if not numbers:
+                continue
+            if op in ("", "==", "===", "^", "~", "~=") and numbers[0] < 2:
+                return True
+            if (op == "<" and tuple(numbers) <= (2, 0)) or (op == "<=" and numbers[0] < 2):
+                return True
+        return False
+
+    return all(alternative_excludes(alt) for alt in constraint.split("||"))
+
+
+def _poetry_sqlalchemy(value: Any, notes: Optional[list[str]] = None) -> Any:
+    """The Poetry entry of SQLAlchemy after the migration: the ``asyncio`` extra, and a version that can select
+    2.0 (a constraint that excludes it becomes ``>=2.0``, and a note says so); ``value`` when nothing changes."""
+    table = {"version": value} if isinstance(value, str) else dict(value) if isinstance(value, dict) else None
+    if table is None:
+        return value
+    version = table.get("version")
+    if isinstance(version, str) and _poetry_excludes_2_0(version):
+        if notes is not None:
+            notes.append(f"SQLAlchemy = \"{version}\" (pyproject.toml) pins SQLAlchemy below 2.0; the migrated code "
+                         f"needs >= 2.0: the requirement now says {RAISED_PIN} (check the rest of the code base "
+                         "against 2.0)")
+        table["version"] = RAISED_PIN
+    extras = list(table.get("extras", []))
+    if facts.SQLALCHEMY_ASYNCIO_EXTRA not in extras:
+        table["extras"] = [*extras, facts.SQLALCHEMY_ASYNCIO_EXTRA]
+    return table if table != ({"version": value} if isinstance(value, str) else value) else value
+
+
 def _with_asyncio_extra(requirement: str, notes: Optional[list[str]] = None) -> Optional[str]:
     """``sqlalchemy>=2.0`` -> ``sqlalchemy[asyncio]>=2.0``; None when nothing changes or not a sqlalchemy line.
 
@@ -100,7 +146,7 @@ def _with_asyncio_extra(requirement: str, notes: Optional[list[str]] = None) -> 
             notes.append(f"`{requirement.strip()}` pins SQLAlchemy below 2.0; the migrated code needs >= 2.0: "
                          "the requirement now says >=2.0 (check the rest of the code base against 2.0)")
         trailing = spec[len(spec.rstrip()):]
-        rest = ">=2.0" + trailing + sep + marker
+        rest = RAISED_PIN + trailing + sep + marker
     has_extra = facts.SQLALCHEMY_ASYNCIO_EXTRA in (normalise(e) for e in names)
     new_extras = extras or ""
     if not has_extra:
@@ -285,7 +331,7 @@ def _comma_follows(text: str, at: int, close: int) -> bool:
     return False
 
 
-def _update_poetry(text: str, specs: list[tuple[str, str]]) -> Optional[str]:
+def _update_poetry(text: str, specs: list[tuple[str, str]], notes: Optional[list[str]] = None) -> Optional[str]:
     lines = text.splitlines(keepends=True)
     span = _table_span([ln.rstrip("\r\n") for ln in lines], "tool.poetry.dependencies")
     if span is None:
@@ -306,20 +352,28 @@ def _update_poetry(text: str, specs: list[tuple[str, str]]) -> Optional[str]:
         if name != "sqlalchemy":
             continue
         value = _string_value(match.group(5))
-        if isinstance(value, str):
-            new_value = f'{{ version = "{value}", extras = ["{facts.SQLALCHEMY_ASYNCIO_EXTRA}"] }}'
-        elif isinstance(value, dict) and facts.SQLALCHEMY_ASYNCIO_EXTRA not in value.get("extras", []):
-            raw = match.group(5)
-            extras = re.search(r"extras\s*=\s*\[", raw)
-            if extras:
-                closing = raw.index("]", extras.end())
-                sep = ", " if raw[extras.end() : closing].strip() else ""
-                new_value = raw[:closing].rstrip() + f'{sep}"{facts.SQLALCHEMY_ASYNCIO_EXTRA}"' + raw[closing:]
-            else:
-                closing = raw.rindex("}")
-                new_value = raw[:closing].rstrip() + f', extras = ["{facts.SQLALCHEMY_ASYNCIO_EXTRA}"] ' + raw[closing:]
-        else:
+        wanted = _poetry_sqlalchemy(value, notes)
+        if wanted == value or not isinstance(wanted, dict):
             continue
+        raw = match.group(5)
+        if isinstance(value, str):
+            new_value = f'{{ version = "{wanted["version"]}", extras = ["{facts.SQLALCHEMY_ASYNCIO_EXTRA}"] }}'
+        else:
+            new_value = raw
+            if wanted.get("version") != value.get("version"):
+                new_value = re.sub(r"""(\bversion\s*=\s*)(["'])[^"']*\2""", lambda m: f"{m[1]}{m[2]}{RAISED_PIN}{m[2]}",
+                                   new_value, count=1)
+            if facts.SQLALCHEMY_ASYNCIO_EXTRA not in value.get("extras", []):
+                extras = re.search(r"extras\s*=\s*\[", new_value)
+                if extras:
+                    closing = new_value.index("]", extras.end())
+                    sep = ", " if new_value[extras.end() : closing].strip() else ""
+                    new_value = (new_value[:closing].rstrip() + f'{sep}"{facts.SQLALCHEMY_ASYNCIO_EXTRA}"'
+                                 + new_value[closing:])
+                else:
+                    closing = new_value.rindex("}")
+                    new_value = (new_value[:closing].rstrip() + f', extras = ["{facts.SQLALCHEMY_ASYNCIO_EXTRA}"] '
+                                 + new_value[closing:])
         ending = lines[i][len(body):]
         indent, quote, key, equals, _, comment = match.groups()
         lines[i] = f"{indent}{quote}{key}{quote}{equals}{new_value}{comment}{ending}"
@@ -384,10 +438,13 @@ def _update_pyproject(text: str, specs: list[tuple[str, str]], say: Callable[[st
                 f"(add: {', '.join(e for e in expected if e not in deps)})")
     poetry = _dig(before, "tool", "poetry", "dependencies")
     if isinstance(poetry, dict) and any(normalise(k) in facts.SQLALCHEMY_DISTRIBUTIONS for k in poetry):
-        candidate = _update_poetry(new, specs)
+        pinned = []
+        candidate = _update_poetry(new, specs, pinned)
         expected_poetry = _expected_poetry(poetry, specs)
         if candidate is not None and _parses_to(candidate, ("tool", "poetry", "dependencies"), expected_poetry):
             new = candidate
+            for message in pinned:
+                say(message)
         else:
             say("pyproject.toml [tool.poetry.dependencies] has a layout this edit does not handle; left alone")
     return new
@@ -397,10 +454,7 @@ def _expected_poetry(table: dict[str, Any], specs: list[tuple[str, str]]) -> dic
     expected = dict(table)
     for key, value in table.items():
         if normalise(key) == "sqlalchemy":
-            if isinstance(value, str):
-                expected[key] = {"version": value, "extras": [facts.SQLALCHEMY_ASYNCIO_EXTRA]}
-            elif isinstance(value, dict) and facts.SQLALCHEMY_ASYNCIO_EXTRA not in value.get("extras", []):
-                expected[key] = {**value, "extras": [*value.get("extras", []), facts.SQLALCHEMY_ASYNCIO_EXTRA]}
+            expected[key] = _poetry_sqlalchemy(value)
     present = {normalise(k) for k in table}
     for name, spec in specs:
         if name not in present:
@@ -431,6 +485,24 @@ def _requirement_files(root: Path) -> list[Path]:
         if folder.is_dir():
             found += sorted(p for p in folder.glob(pattern) if p.suffix in (".txt", ".in") and p.is_file())
     return found
+
+
+_DECLARES_2X = re.compile(r"""(?imx)(?<![\w.-])sqlalchemy["']?(?:\[[^\]]*\])?\s*
+                              (?:=\s*(?:\{[^}\n]*version\s*=\s*)?["'])?\s*(?:\^|~=|~|===|==|>=|>)\s*v?2(?![0-9])""")
+
+
+def declares_sqlalchemy_2(root: Path) -> bool:
+    """Whether a dependency file of the project already requires SQLAlchemy 2.x (``sqlalchemy>=2.0``,
+    ``SQLAlchemy = "^2.0"``): then code that only 1.4 runs is already broken there, not by the migration."""
+    paths = _requirement_files(root) + [root / "pyproject.toml", root / "setup.cfg", root / "setup.py"]
+    for path in paths:
+        try:
+            text = _read(path)
+        except OSError:
+            continue
+        if _DECLARES_2X.search(text):
+            return True
+    return False
 
 
 def update_requirements(

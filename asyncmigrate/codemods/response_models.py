@@ -66,14 +66,22 @@ class SerializeInSession(AwaitAware):
             return updated_node
         if isinstance(value, cst.Call) and (callee_text(value.func) or "").endswith("Response"):
             return updated_node
-        AddImportsVisitor.add_needed_import(self.context, "pydantic", "TypeAdapter")
-        validate = cst.Call(
-            func=cst.Attribute(cst.Call(cst.Name("TypeAdapter"), [cst.Arg(model.deep_clone())]),
-                               cst.Name("validate_python")),
-            args=[cst.Arg(cst.Name("value")), cst.Arg(cst.Name("True"), keyword=cst.Name("from_attributes"),
-                                                       equal=cst.AssignEqual(cst.SimpleWhitespace(""),
-                                                                             cst.SimpleWhitespace("")))],
-        )
+        if self.plan.pydantic_v1:
+            # pydantic 1: ``parse_obj_as`` builds ``R`` from attributes where its ``Config`` has ``orm_mode``, as
+            # FastAPI's own response validation does there
+            AddImportsVisitor.add_needed_import(self.context, "pydantic", "parse_obj_as")
+            validate = cst.Call(cst.Name("parse_obj_as"), [
+                cst.Arg(model.deep_clone(), comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
+                cst.Arg(cst.Name("value"))])
+        else:
+            AddImportsVisitor.add_needed_import(self.context, "pydantic", "TypeAdapter")
+            validate = cst.Call(
+                func=cst.Attribute(cst.Call(cst.Name("TypeAdapter"), [cst.Arg(model.deep_clone())]),
+                                   cst.Name("validate_python")),
+                args=[cst.Arg(cst.Name("value")), cst.Arg(cst.Name("True"), keyword=cst.Name("from_attributes"),
+                                                           equal=cst.AssignEqual(cst.SimpleWhitespace(""),
+                                                                                 cst.SimpleWhitespace("")))],
+            )
         lam = cst.Lambda(params=cst.Parameters([cst.Param(cst.Name("_session")), cst.Param(cst.Name("value"))]),
                          body=validate)
         call = cst.Call(func=cst.Attribute(cst.Name(session), cst.Name("run_sync")),

@@ -18,7 +18,9 @@ of the value:
 The app's names and their twins come from the plan (``FilePlan.app_twins``); a twin key is imported from
 the module the sync key is imported from.  Test functions never change: they keep their sync sessions, and
 the sync test engine (which creates the tables) stays.  Left alone and reported: overrides whose value is
-imported or built by a call, ``mock.patch`` of the sync names, and overrides with no async factory in reach.
+imported or built by a call, ``mock.patch`` of the sync names, and overrides with no async factory in reach;
+an override of the session dependency left without a twin is also recorded (``UNTWINNED``), and ``fix`` keeps
+the functions that take that dependency sync, so the suite still reaches them through its override.
 An override that yields a session it did not open (a fixture's) gets a twin that opens its own, reported:
 the app's async code no longer shares that session's transaction.
 """
@@ -49,6 +51,11 @@ from asyncmigrate.codemods._database.urls import URL_HELPER, url_helper_def
 from asyncmigrate.codemods.base import FilePlan, ScopedTransformer, dotted, replace_last_name
 
 DESCRIPTION = "Override and patch the app's async session dependency and factory in tests, as the sync ones are."
+
+#: ``context.scratch`` key: ``(sync dependency name, line)`` of each override of the app's session dependency that
+#: got no async twin.  ``fix`` turns them into soundness violations (``fix.untwinned_violations``): the functions
+#: that take that dependency stay sync, since converted they would leave the test database the override sets.
+UNTWINNED = "untwinned_overrides"
 
 _PATCHERS = frozenset({"patch", "object"})  # mock.patch("a.SessionLocal"), patch.object(mod, "SessionLocal")
 
@@ -110,6 +117,13 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
     def _say(self, node: cst.CSTNode, message: str) -> None:
         self.warn(f"line {self.get_metadata(PositionProvider, node).start.line}: {message}")
 
+    def _untwinned(self, key: cst.BaseExpression, node: cst.CSTNode) -> None:
+        """Record an override of the app's sync dependency ``key`` that gets no async twin (``UNTWINNED``)."""
+        name = (dotted(key) or "").rsplit(".", 1)[-1]
+        if name and self.plan.app_twins.get(name) == self.plan.async_dependency:
+            line = self.get_metadata(PositionProvider, node).start.line
+            self.context.scratch.setdefault(UNTWINNED, []).append((name, line))
+
     def _module_twins(self, module: cst.Module) -> tuple[dict[str, str], dict[str, str]]:
         """Sync factory -> async factory, sync engine -> async engine, as ``database`` twinned them here.
 
@@ -165,6 +179,7 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
         stars = [s for s in m.findall(self._module, m.ImportFrom(names=m.ImportStar()))
                  if isinstance(s, cst.ImportFrom)]
         if stars:
+            self._untwinned(key, key)
             star = stars[0]
             where = "." * len(star.relative) + ((dotted(star.module) or "?") if star.module is not None else "")
             self._say(key, f"{key.value} comes from `from {where} import *`; override "
@@ -265,6 +280,7 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
             return None
         twin_value = self._override_value(stmt, key.value, value, scopes)
         if twin_value is None:
+            self._untwinned(key.value, stmt)
             return None
         new_target = target.with_changes(slice=[target.slice[0].with_changes(slice=cst.Index(twin_key))])
         return cst.Assign(targets=[cst.AssignTarget(self._use(new_target))], value=self._use(twin_value))
@@ -279,7 +295,9 @@ class MigrateTestOverrides(ScopedTransformer, VisitorBasedCodemodCommand):
             if twin_key is None or ("override", source_text(twin_key)) in present:
                 continue
             twin_value = self._override_value(stmt, el.key, el.value, scopes)
-            if twin_value is not None:
+            if twin_value is None:
+                self._untwinned(el.key, stmt)
+            else:
                 at = elements.index(el)
                 new = cst.DictElement(self._use(twin_key), self._use(twin_value), comma=el.comma)
                 elements[at] = el.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))

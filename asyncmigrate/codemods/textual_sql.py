@@ -1,13 +1,15 @@
-"""Plain-string SQL given to a converted session is wrapped in ``text()`` (fixes the 1.4 idiom under 2.0).
+"""Plain-string SQL given to a session or connection is wrapped in ``text()`` (fixes the 1.4 idiom under 2.0).
 
 SQLAlchemy 2.0 refuses a plain string as a statement: ``session.execute("SELECT 1")`` raises
 ``ArgumentError: Textual SQL expression 'SELECT 1' should be explicitly declared as text('SELECT 1')``,
 on ``AsyncSession`` as on ``Session`` (``facts.TEXTUAL_SQL_METHODS``, checked in tests/facts).  1.4
 projects do it often (a health check, a raw report query), and a migration that raises the pin to 2.0
-and awaits the call would still fail at run time.  On a session the plan converts, a string literal
-(an f-string too) passed as the statement becomes ``text("...")``, and ``from sqlalchemy import text``
-is added.  Where the module already binds ``text`` to something else, nothing changes and a warning
-says why; a string held in a variable cannot be told from a statement and is left alone.
+would still fail at run time, on the sessions it converts and on those that stay sync alike.  On a
+session the plan converts, and on every receiver ``FilePlan.sql_receivers`` lists (sessions that stay
+sync, connections: ``analysis/legacy_api.py``), a string literal (an f-string too) passed as the
+statement becomes ``text("...")`` (1.4 accepts it too), and ``from sqlalchemy import text`` is added.
+Where the module already binds ``text`` to something else, nothing changes and a warning says why;
+a string held in a variable cannot be told from a statement and is left alone.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import libcst as cst
 from libcst.codemod.visitors import AddImportsVisitor
 
 from .. import facts
-from .base import ScopedTransformer, dotted, names_bound_by, names_in
+from .base import ScopedTransformer, callee_text, dotted, names_bound_by, names_in
 
 _STRING = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
 #: where ``text`` may come from without shadowing SQLAlchemy's
@@ -46,7 +48,7 @@ class _TextBindings(cst.CSTVisitor):
 
 
 class TextualSqlToText(ScopedTransformer):
-    DESCRIPTION = "wrap plain-string SQL given to a converted session in text()"
+    DESCRIPTION = "wrap plain-string SQL given to a session or connection in text()"
     fixes = ()
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -57,7 +59,8 @@ class TextualSqlToText(ScopedTransformer):
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         func = original_node.func
         if not (isinstance(func, cst.Attribute) and func.attr.value in facts.TEXTUAL_SQL_METHODS
-                and self.plan.is_session(self.function_scope, dotted(func.value))):
+                and (self.plan.is_session(self.function_scope, dotted(func.value))
+                     or self.plan.takes_text(self.function_scope, callee_text(func.value)))):
             return updated_node
         first = _statement_arg(updated_node)
         if first is None or not isinstance(first.value, _STRING):

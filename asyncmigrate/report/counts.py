@@ -44,12 +44,15 @@ def counts(findings: Iterable[Finding]) -> dict:
 
 
 def statistics(findings: Iterable[Finding]) -> list[dict]:
-    """``--statistics``: one row per rule code, most frequent first (ties by code), as Ruff prints them."""
+    """``--statistics``: one row per rule code, most frequent first (ties by code), as Ruff prints them, with how
+    many of the rule's findings rest on a receiver's name alone (evidence ``name-only``)."""
     rows: dict[str, dict] = {}
     for f in findings:
-        row = rows.setdefault(f.code, {"code": f.code, "name": f.name, "count": 0, BLOCKS_LOOP: 0, DEBT: 0})
+        row = rows.setdefault(f.code, {"code": f.code, "name": f.name, "count": 0, BLOCKS_LOOP: 0, DEBT: 0,
+                                       "name_only": 0})
         row["count"] += 1
         row[f.severity] += 1
+        row["name_only"] += f.evidence == "name-only"
     return sorted(rows.values(), key=lambda r: (-r["count"], r["code"]))
 
 
@@ -60,11 +63,11 @@ def statistics_text(findings: Iterable[Finding]) -> str:
     width = max(len(str(r["count"])) for r in rows)
     name_width = max(len(r["name"]) for r in rows)
     return "\n".join(f"{r['count']:>{width}}  {r['code']}  {r['name']:<{name_width}}  "
-                     f"{r[BLOCKS_LOOP]} blocks-loop, {r[DEBT]} debt" for r in rows)
+                     f"{r[BLOCKS_LOOP]} blocks-loop, {r[DEBT]} debt, {r['name_only']} name-only" for r in rows)
 
 
 def statistics_json(findings: Iterable[Finding]) -> str:
     import json
 
     return json.dumps([{"code": r["code"], "name": r["name"], "count": r["count"], "blocks_loop": r[BLOCKS_LOOP],
-                        "debt": r[DEBT]} for r in statistics(findings)], indent=2)
+                        "debt": r[DEBT], "name_only": r["name_only"]} for r in statistics(findings)], indent=2)

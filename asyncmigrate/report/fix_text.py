@@ -13,7 +13,7 @@ from typing import Sequence
 
 import click
 
-from ..codemods import BY_NAME
+from ..codemods import BRIDGES, BY_NAME
 
 
 #: what each rewrite did, in the words of the summary (keyed by its ``--select`` name; a rewrite missing here is
@@ -31,11 +31,39 @@ USER_WORDS = {
     "responses": "responses built in the session",
     "eager": "eager loading",
     "text": "plain-string SQL in text()",
+    "list-args": "select()/case() arguments without a list",
+    "demote": "async def -> def (the threadpool runs it)",
+    "offload": "blocking part awaited in the threadpool",
+    "BridgeModule": "the thread-pool bridge module (generated)",
 }
 
 
+#: why a file outside the paths named on the command line changes too, by the rewrite that changed it (the
+#: first one that applies, in this order)
+OUTSIDE_REASONS = (
+    ("database", "it defines the engine and sessions, which get async twins"),
+    ("factory", "it opens sessions with the factory that becomes async"),
+    ("tests", "its test set-up overrides the session dependency"),
+    ("lifecycle", "its startup/shutdown code uses the engine"),
+    ("eager", "it defines relationships the named code reads"),
+    ("propagate", "its functions are on the named code's call path"),
+    ("dependency", "it shares the named code's session, now async"),
+    ("await", "it shares the named code's session, now async"),
+    ("query", "it shares the named code's session, now async"),
+)
+
+
+def outside_reason(rewrites: Sequence[str]) -> str:
+    """Why a file the user did not name changes: the phrase of the first rewrite in ``OUTSIDE_REASONS`` that
+    changed it."""
+    names = {BY_NAME[n].__name__: n for n in BY_NAME}
+    done = {names.get(r, r) for r in rewrites}
+    return next((why for name, why in OUTSIDE_REASONS if name in done),
+                "the named code's migration needs it changed")
+
+
 def user_words(rewrites: Sequence[str]) -> str:
-    names = {cls.__name__: name for name, cls in BY_NAME.items()}
+    names = {cls.__name__: name for name, cls in {**BY_NAME, **BRIDGES}.items()}
     return ", ".join(USER_WORDS.get(names.get(r, r), names.get(r, r)) for r in rewrites)
 
 

@@ -38,7 +38,7 @@ def command(kind: str, message: str, **properties: object) -> str:
 def finding_command(f: Finding) -> str:
     message = plain(f.message)
     if len(f.chain) > 1:
-        message += " (on the loop via " + " → ".join(f.chain) + ")"
+        message += f" ({f.via} " + " → ".join(f.chain) + ")"
     return command(
         "error" if f.severity == BLOCKS_LOOP else "warning",
         message,

@@ -4,7 +4,9 @@
 Each finding has ``path``, ``line``, ``column``, ``end_line``, ``end_column``
 (1-based, characters; end exclusive), ``code``, ``name``, ``category``,
 ``severity`` (``blocks-loop`` | ``debt``), ``message``, ``scope``, ``chain``
-(qualified names, outermost first), ``evidence`` and ``fingerprint``.
+(qualified names, outermost first: the calls that put blocks-loop code on the loop; for debt that runs in
+a worker thread, the calls through the bridge that hands it there, such as ``route → run_in_threadpool →
+function``; otherwise empty), ``evidence`` and ``fingerprint``.
 """
 
 from __future__ import annotations

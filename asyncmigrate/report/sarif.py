@@ -151,7 +151,7 @@ def result_dict(f: Finding, index: dict[str, int]) -> dict[str, Any]:
     text = plain(f.message)
     via = chain_text(f)
     if via:
-        text += f" (on the loop via {via})"
+        text += f" ({f.via} {via})"
     out: dict[str, Any] = {"ruleId": f.code}
     if f.code in index:
         out["ruleIndex"] = index[f.code]
@@ -188,9 +188,10 @@ def code_flow(f: Finding) -> dict[str, Any]:
             location = {**_location(f.path, region(f.span.line, f.span.column, f.span.end_line, f.span.end_column)),
                         **location, "message": {"text": plain(f.message)}}
         else:
-            location["message"] = {"text": f"{'runs on the event loop and ' if i == 0 else ''}calls {f.chain[i + 1]}"}
+            first = "runs on the event loop and " if i == 0 and f.severity == BLOCKS_LOOP else ""
+            location["message"] = {"text": f"{first}calls {f.chain[i + 1]}"}
         steps.append({"location": location, "nestingLevel": i, "executionOrder": i + 1})
-    return {"message": {"text": f"on the loop via {chain_text(f)}"}, "threadFlows": [{"locations": steps}]}
+    return {"message": {"text": f"{f.via} {chain_text(f)}"}, "threadFlows": [{"locations": steps}]}
 
 
 def notification(e: FileError) -> dict[str, Any]:

@@ -23,8 +23,20 @@ from .plain import plain
 
 
 def console_for(stream: TextIO = sys.stdout) -> Console:
-    """A terminal's own width and colours; when piped, no colour and lines long enough not to wrap."""
-    if stream.isatty():
+    """A terminal's own width and colours; when piped, no colour and lines long enough not to wrap.
+
+    ``--color always``/``never`` (click's context colour, ``cli.color_option``) forces colours on or off."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    color = ctx.color if ctx is not None else None
+    tty = stream.isatty()
+    width = None if tty else 200
+    if color is True:
+        return Console(file=stream, highlight=False, force_terminal=True, width=width or None)
+    if color is False:
+        return Console(file=stream, highlight=False, no_color=True, width=width)
+    if tty:
         return Console(file=stream, highlight=False)
     return Console(file=stream, highlight=False, width=200)
 
@@ -68,7 +80,7 @@ def render(result: ScanResult, console: Console, show_findings: bool = True, max
                 chain = list(f.chain)
                 if len(chain) > max_chain:
                     chain = chain[:2] + ["…"] + chain[-(max_chain - 3):]
-                console.print(Text("    on the loop via: " + " → ".join(chain), style="dim"), soft_wrap=True,
+                console.print(Text(f"    {f.via}: " + " → ".join(chain), style="dim"), soft_wrap=True,
                               highlight=False)
         console.print()
     if data["files"]:

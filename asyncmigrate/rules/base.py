@@ -89,7 +89,7 @@ class FunctionContext:
         func = call.func
         if func is None or func[0] != "a":
             return None
-        return self.project.receiver(func[1], self.fid)
+        return self.project.receiver(func[1], self.fid, call.in_lambda)
 
     def resolve(self, call: CallSite):
         return self.project.call_target(call, self.fid)

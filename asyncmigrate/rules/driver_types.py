@@ -18,7 +18,7 @@ from typing import Iterator, Optional
 
 from ..analysis.index import MODULE_SCOPE
 from ..analysis.orm import last_name, orm_index
-from ..model import Expr
+from ..model import Expr, Span
 from .base import Bad, FunctionContext, Good, Hit, Rule
 
 #: SQLAlchemy column types -> the Python type asyncpg expects for their parameters (last name segment)
@@ -60,8 +60,13 @@ class TypedParameterMismatch(Rule):
             id: Optional[int] = None   # or User.id == int(token.id)
 
     Fix safety:
-        Not fixed automatically: converting the value (``int(token.id)``) can raise where the old
-        query just found nothing, and changing a schema's field type changes validation.
+        ``fix`` rewrites one shape, when the project moves to asyncpg: ``==`` between an integer
+        column that cannot be NULL (a primary key, ``nullable=False``, ``Mapped[int]``) and a ``str``
+        value becomes ``User.id == cast(literal(token.id), User.id.type)``
+        (``codemods/driver_casts.py``), which asks PostgreSQL to cast, as psycopg2's text parameters
+        did.  Everything else is reported only: ``!=`` and nullable columns compare differently with
+        a ``None`` value (``IS NULL`` before, ``= NULL`` after), and converting the value in Python
+        (``int(token.id)``) raises where the old query only failed in the database.
     """
 
     code = "ASM207"
@@ -141,9 +146,26 @@ async def current_user(token: TokenData, name: str, db: AsyncSession):
                                   call.snippet)
                     break
 
+    def castable(self, ctx: FunctionContext) -> Iterator[tuple[Span, str]]:
+        """``(comparison span, "left" | "right")`` of each comparison ``fix`` may rewrite with a database-side cast:
+        an integer column that cannot be NULL against a ``str`` value (the side named).  The operator (``==``
+        only) is the codemod's to check: the index keeps ``==`` and ``!=`` alike."""
+        for call in ctx.fn.summary.calls:
+            for left, right, span in call.compares:
+                for column, value, side in ((left, right, "right"), (right, left, "left")):
+                    column_type = self._column_type(ctx, column)
+                    if column_type is None:
+                        continue
+                    if (_COLUMN_TYPES[column_type] == "int" and self._value_type(ctx, value) == "str"
+                            and self._column_type(ctx, column, not_null=True)):
+                        yield span, side
+                    break
+
     # ------------------------------------------------------------------ the column side
-    def _column_type(self, ctx: FunctionContext, expr: Expr) -> Optional[str]:
-        """``Integer`` for ``User.id`` when ``User.id = Column(Integer, ...)`` or ``id: Mapped[int]``."""
+    def _column_type(self, ctx: FunctionContext, expr: Expr, not_null: bool = False) -> Optional[str]:
+        """``Integer`` for ``User.id`` when ``User.id = Column(Integer, ...)`` or ``id: Mapped[int]``.  With
+        ``not_null``: only when the column cannot hold NULL either (``primary_key=True``, ``nullable=False``,
+        ``Mapped[X]`` without ``Optional`` and without ``nullable=True``)."""
         if not expr or expr[0] != "a":
             return None
         owner = ctx.project.value(expr[1], ctx.fid)
@@ -154,16 +176,23 @@ async def current_user(token: TokenData, name: str, db: AsyncSession):
             _fs, cls = ctx.project.classes[cid]
             module_fid = f"{cid.split(':', 1)[0]}:{MODULE_SCOPE}"
             spans = dict(cls.attribute_calls)
+            consts: dict = {}
             if expr[2] in spans:
                 call = index.class_call(cid, spans[expr[2]])
                 if call is not None and last_name(call.func) in _COLUMN_CALLS:
+                    consts = dict(call.kw_constants)
                     for arg in call.args:
                         name = self._sqlalchemy_type(ctx, arg, module_fid)
                         if name is not None:
+                            if not_null and not (consts.get("primary_key") is True or consts.get("nullable") is False):
+                                return None
                             return name
             ann = dict(cls.annotations).get(expr[2])
             if ann and ann[0] == "sub" and last_name(ann[1]) in _MAPPED and len(ann[2]) == 1:
                 python = self._python_type(ctx, ann[2][0], module_fid)
+                if not_null and (ann[2][0][0] == "annotated" or consts.get("nullable") is True) \
+                        and consts.get("primary_key") is not True:
+                    return None  # ``Mapped[Optional[int]]`` (Optional and Annotated look alike here: unknown)
                 return {"int": "Integer", "str": "String"}.get(python or "")
             if expr[2] in spans or ann is not None:
                 return None  # the attribute is defined here, with no type we know

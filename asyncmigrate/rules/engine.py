@@ -178,13 +178,14 @@ async def startup(async_engine, Base):
 
 
 class SyncEngineIO(Rule):
-    """``engine.connect()`` / ``engine.begin()`` / ``engine.execute()`` on a sync engine, on the loop.
+    """``engine.connect()`` / ``engine.begin()`` / ``engine.execute()`` / ``inspect(engine)`` on a sync engine, on the loop.
 
     What it does:
-        Finds I/O on a sync engine inside code that runs on the event loop.
+        Finds I/O on a sync engine inside code that runs on the event loop, including
+        ``sqlalchemy.inspect(engine)``, whose Inspector connects to reflect the schema.
 
     Why it matters:
-        Connecting, running DDL or disposing the pool blocks the loop.
+        Connecting, reflecting, running DDL or disposing the pool blocks the loop.
 
     Example:
         with engine.connect() as conn: conn.execute(text("SELECT 1"))
@@ -215,6 +216,15 @@ async def health():
     with engine.connect() as conn:
         return conn
 ''', also=("ASM140",)),
+        Bad('''
+from sqlalchemy import create_engine, inspect
+
+engine = create_engine("sqlite://")
+
+
+async def tables():
+    return inspect(engine).get_table_names()
+''', also=("ASM140",)),
         Good('''
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -230,8 +240,20 @@ async def health():
     def check(self, ctx: FunctionContext) -> Iterator[Hit]:
         for call in ctx.fn.summary.calls:
             func = call.func
+            if func and func[0] in ("n", "a") and call.args and not call.awaited and self._inspects_engine(ctx, call):
+                yield Hit(call.span, {"call": call.snippet or "inspect(engine)"}, "", call.snippet)
+                continue
             if not func or func[0] != "a" or func[2] not in _ENGINE_IO or call.awaited:
                 continue
             v = ctx.project.value(func[1], ctx.fid)
             if v is not None and v[0] == "engine":
                 yield Hit(call.span, {"call": call.snippet or f"engine.{func[2]}()"}, "", call.snippet)
+
+    @staticmethod
+    def _inspects_engine(ctx: FunctionContext, call) -> bool:
+        """``inspect(engine)`` (``sqlalchemy.inspect``) on a sync engine: the Inspector connects to reflect."""
+        target = ctx.project.value(call.func, ctx.fid)
+        if target is None or target[0] != "ext" or target[1] not in facts.INSPECT_FUNCTIONS:
+            return False
+        v = ctx.project.value(call.args[0], ctx.fid)
+        return v is not None and v[0] == "engine"

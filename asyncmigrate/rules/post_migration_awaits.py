@@ -19,7 +19,7 @@ error level): see ``rules/base.py``.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from .. import facts
 from ..analysis.orm import calls_within, within
@@ -320,7 +320,7 @@ async def counts():
         calls = ctx.fn.summary.calls
         for call in calls:
             if ctx.qualified_name(call) in _GATHER:
-                used = self._gathered(ctx, call)
+                used = gathered_sessions(ctx, call, self._sessions_of)
                 for key, n in used.items():
                     if n >= 2:
                         yield Hit(call.span, {"session": receiver_text(key), "call": "asyncio.gather()"}, "",
@@ -341,37 +341,6 @@ async def counts():
                 if v is not None and v[0] == "asession":
                     out.add(arg)
         return out
-
-    def _gathered(self, ctx: FunctionContext, gather: CallSite) -> Counter:
-        inside = [c for c in calls_within(ctx.fn.summary.calls, gather.span) if c is not gather]
-        claimed: set[int] = set()
-        used: Counter = Counter()
-        starred = False
-        for arg in gather.args:
-            if arg is None:
-                starred = True  # ``*[...]``, ``*(... for ...)``: read below
-                continue
-            if arg[0] != "c":
-                continue
-            sub = next((c for i, c in enumerate(inside) if i not in claimed and ("c", c.func) == arg), None)
-            if sub is None:
-                continue
-            claimed.add(inside.index(sub))
-            # the awaitable's own calls (its arguments' calls included) belong to it
-            for i, c in enumerate(inside):
-                if within(c.span, sub.span):
-                    claimed.add(i)
-            for key in self._sessions_of(ctx, sub):
-                used[key] += 1
-        if starred:
-            comps = [b.scope for b in ctx.fn.summary.bindings
-                     if b.kind == "comp" and b.scope is not None and within(b.scope, gather.span)]
-            for i, c in enumerate(inside):
-                if i in claimed or c.inner or not any(within(c.span, s) for s in comps):
-                    continue
-                for key in self._sessions_of(ctx, c):
-                    used[key] += 2  # one call in a comprehension: one task per item
-        return used
 
     # ------------------------------------------------------------------ task groups
     def _task_groups(self, ctx: FunctionContext) -> Iterator[Hit]:
@@ -413,3 +382,39 @@ async def counts():
             return None
         return next((c for c in calls_within(ctx.fn.summary.calls, outer.span)
                      if c is not outer and ("c", c.func) == arg), None)
+
+
+def gathered_sessions(ctx: FunctionContext, gather: CallSite,
+                      sessions_of: Callable[[FunctionContext, CallSite], set]) -> Counter:
+    """How many of ``gather``'s concurrent awaitables use each session, by the expression that names it
+    (``sessions_of(ctx, awaitable call)`` says which sessions one awaitable uses); one call in a comprehension
+    (``gather(*[load(db, i) for i in ids])``) counts twice: one task per item."""
+    inside = [c for c in calls_within(ctx.fn.summary.calls, gather.span) if c is not gather]
+    claimed: set[int] = set()
+    used: Counter = Counter()
+    starred = False
+    for arg in gather.args:
+        if arg is None:
+            starred = True  # ``*[...]``, ``*(... for ...)``: read below
+            continue
+        if arg[0] != "c":
+            continue
+        sub = next((c for i, c in enumerate(inside) if i not in claimed and ("c", c.func) == arg), None)
+        if sub is None:
+            continue
+        claimed.add(inside.index(sub))
+        # the awaitable's own calls (its arguments' calls included) belong to it
+        for i, c in enumerate(inside):
+            if within(c.span, sub.span):
+                claimed.add(i)
+        for key in sessions_of(ctx, sub):
+            used[key] += 1
+    if starred:
+        comps = [b.scope for b in ctx.fn.summary.bindings
+                 if b.kind == "comp" and b.scope is not None and within(b.scope, gather.span)]
+        for i, c in enumerate(inside):
+            if i in claimed or c.inner or not any(within(c.span, s) for s in comps):
+                continue
+            for key in sessions_of(ctx, c):
+                used[key] += 2  # one call in a comprehension: one task per item
+    return used

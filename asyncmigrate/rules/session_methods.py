@@ -38,6 +38,9 @@ class BlockingSessionMethod(Rule):
     Use instead:
         await db.commit()
 
+    Also ``remove()`` on a ``scoped_session`` registry (``Session.remove()`` at the end of a request or
+    task), which closes the registry's current session: ``await`` it on ``async_scoped_session``.
+
     Fix safety:
         ``fix`` awaits exactly the methods that are coroutines on ``AsyncSession``.
     """
@@ -81,6 +84,15 @@ async def close_all(files):
     def check(self, ctx: FunctionContext) -> Iterator[Hit]:
         for call, method, evidence in sync_session_calls(ctx, _IO_METHODS):
             yield Hit(call.span, {"receiver": receiver_text(call.func[1]), "method": method}, evidence, call.snippet)
+        # ``Session.remove()`` on a ``scoped_session`` registry closes its current session (a coroutine on
+        # ``async_scoped_session``); a registry is a factory value, and ``sessionmaker`` has no ``remove``
+        for call in ctx.fn.summary.calls:
+            func = call.func
+            if func and func[0] == "a" and func[2] in facts.SCOPED_REGISTRY_IO_METHODS and not call.awaited:
+                v = ctx.receiver_of(call)
+                if v is not None and v[0] == "factory":
+                    yield Hit(call.span, {"receiver": receiver_text(func[1]), "method": func[2]}, "factory",
+                              call.snippet)
 
 
 class SessionAddOnSyncSession(Rule):

@@ -90,7 +90,7 @@ def raw_violations(analysis: Analysis, paths: Optional[set[str]] = None) -> list
             func = call.func
             line = call.span.line
             method = func[2] if func and func[0] == "a" else None
-            recv = p.receiver(func[1], fid) if method else None
+            recv = p.receiver(func[1], fid, call.in_lambda) if method else None
             callee = p.callee(call, fid)
             callee_fn = p.functions[callee].summary if callee in p.functions else None
             if callee_fn is not None and (call.args or call.kwargs):
@@ -256,5 +256,7 @@ def _fid_of(analysis: Analysis, path: str, scope: str) -> str:
 def _display_fids(analysis: Analysis) -> dict[str, str]:
     memo = analysis.__dict__.get("_soundness_display")
     if memo is None:
-        memo = analysis.__dict__["_soundness_display"] = {fn.display: fid for fid, fn in analysis.project.functions.items()}
+        # the names call chains use (``Project.display``: full module names in folders without ``__init__.py``)
+        project = analysis.project
+        memo = analysis.__dict__["_soundness_display"] = {project.display(fid): fid for fid in project.functions}
     return memo

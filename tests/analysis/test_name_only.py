@@ -236,8 +236,9 @@ def test_fix_converts_name_only_receivers_only_for_methods_the_scan_reports():
     assert sessions["items"] == frozenset({"db"}) and sessions["Repo.drop"] == frozenset({"self.session"})
 
 
-def test_fix_keeps_an_ambiguous_name_only_receiver_beside_other_evidence():
-    # ``request.state.db = SessionLocal()`` ... ``request.state.db.close()``: the factory becomes async, so must the close
+def test_a_session_stored_on_request_state_is_known_by_provenance_everywhere():
+    # ``request.state.db = SessionLocal()`` ... ``request.state.db.close()``: the factory becomes async, so must the
+    # close; a function that only closes it holds the same stored session (evidence ``attribute``, not a name)
     analysis = analyse({
         "app/database.py": """
             from sqlalchemy import create_engine
@@ -258,5 +259,5 @@ def test_fix_keeps_an_ambiguous_name_only_receiver_beside_other_evidence():
         """,
     })
     planner = Planner(analysis, None, Config())
-    assert planner.receivers("app.main:db_session_middleware") == {"request.state.db": "name-only"}
-    assert planner.receivers("app.main:close_only") == {}
+    assert planner.receivers("app.main:db_session_middleware") == {"request.state.db": "attribute"}
+    assert planner.receivers("app.main:close_only") == {"request.state.db": "attribute"}

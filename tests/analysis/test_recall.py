@@ -25,6 +25,19 @@ from asyncmigrate.config import Config
 ROOT = Path(__file__).resolve().parents[2] / "fixtures" / "recall"
 CLASSES = sorted(p.name for p in ROOT.iterdir() if p.is_dir())
 _MARKER = re.compile(r"#\s*truth:\s*(ASM\d{3})\s+(blocks-loop|debt)(?:\s+([a-z-]+))?")
+_CHAIN = re.compile(r"#\s*chain:\s*([\w.]+(?:\s*>\s*[\w.]+)*)")
+
+
+def chains(tree: Path) -> dict[tuple[str, int], tuple[str, ...]]:
+    """(path, line) -> the call chain every finding on that line must carry (``# chain: a.f > b.g``)."""
+    out = {}
+    for path in sorted(tree.rglob("*.py")):
+        rel = path.relative_to(tree).as_posix()
+        for line_no, line in enumerate(path.read_text().splitlines(), 1):
+            m = _CHAIN.search(line)
+            if m:
+                out[(rel, line_no)] = tuple(part.strip() for part in m.group(1).split(">"))
+    return out
 
 
 def truth(tree: Path) -> dict[tuple, str | None]:
@@ -38,7 +51,7 @@ def truth(tree: Path) -> dict[tuple, str | None]:
     return out
 
 
-def scan(tree: Path) -> dict[tuple, str]:
+def scan(tree: Path, with_chains: bool = False) -> dict[tuple, str]:
     run = analyse_paths([str(tree)], Config(), use_cache=False, jobs=1)
     assert run.result.errors == []
     out: dict[tuple, str] = {}
@@ -46,7 +59,7 @@ def scan(tree: Path) -> dict[tuple, str]:
         if not f.code.startswith("ASM1"):
             continue
         rel = Path(os.path.relpath(os.path.abspath(f.path), tree)).as_posix()
-        out[(rel, f.span.line, f.code, f.severity)] = f.evidence
+        out[(rel, f.span.line, f.code, f.severity)] = f.chain if with_chains else f.evidence
     return out
 
 
@@ -70,6 +83,15 @@ def test_recall_and_precision(name):
     assert (missed, false) == ([], [])
     assert (recall, precision) == (1.0, 1.0)
     assert wrong_evidence == []
+
+
+@pytest.mark.parametrize("name", [n for n in CLASSES if chains(ROOT / n)])
+def test_call_chains_name_full_modules(name):
+    # ``# chain:`` markers: the chain a blocks-loop finding on that line reports, with full module names
+    expected = chains(ROOT / name)
+    found = scan(ROOT / name, with_chains=True)
+    got = {(path, line): chain for (path, line, _code, _sev), chain in found.items() if (path, line) in expected}
+    assert got == expected
 
 
 def test_every_tree_has_truth():

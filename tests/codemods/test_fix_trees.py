@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "fixtures" / "codemods"
 #: the rewrites this file owns; each must have at least one tree
 SESSION_REWRITES = ("await_session_methods", "session_factory", "session_dependency", "sleep_to_asyncio",
-                    "propagate_async", "response_models", "eager_load", "textual_sql")
+                    "propagate_async", "response_models", "eager_load", "textual_sql", "driver_casts")
 _IGNORED_PARTS = {"__pycache__", ".asyncmigrate_cache", ".pytest_cache"}
 
 

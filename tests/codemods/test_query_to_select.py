@@ -238,9 +238,41 @@ LEFT_ALONE = [
             q = db.query(User)
             q.filter(User.active).delete()
         """,
-        ["ASM110 line 3: `q` holds a Query that is used with `.delete()`, which needs the query's entity and "
-         "criteria; its uses are left unchanged"],
-        id="stored-query-bulk-delete"),
+        ["ASM110 line 3: `q` holds a Query that adds builders in the bulk `.delete()` call; its uses are left "
+         "unchanged"],
+        id="stored-query-bulk-delete-with-builders"),
+    pytest.param(
+        """
+        async def f(db, flag):
+            q = db.query(User).filter(User.id == 1)
+            if flag:
+                q = q.filter(User.active)
+            q.update({"active": False})
+        """,
+        ["ASM110 line 5: `q` holds a Query that is refined before bulk `.update()`: its criteria are not known in "
+         "one place; its uses are left unchanged"],
+        id="stored-query-refined-before-bulk-update"),
+    pytest.param(
+        """
+        async def f(db, flag):
+            if flag:
+                q = db.query(User).filter(User.id == 1)
+            else:
+                q = db.query(User)
+            q.delete()
+        """,
+        ["ASM110 line 6: `q` holds a Query that is used with bulk `.delete()` but has no criteria on every "
+         "assignment; its uses are left unchanged"],
+        id="stored-query-bulk-delete-one-branch-unfiltered"),
+    pytest.param(
+        """
+        async def f(db):
+            q = db.query(User).filter(User.id == 1)
+            return q.get(1)
+        """,
+        ["ASM110 line 3: `q` holds a Query that is used with `.get()`, which needs the query's entity; its uses "
+         "are left unchanged"],
+        id="stored-query-get"),
     pytest.param(
         """
         async def f(db, rows):

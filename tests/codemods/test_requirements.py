@@ -306,3 +306,71 @@ def test_the_generated_url_helper_adds_no_drivers_on_a_second_run(tmp_path: Path
     again = run_fix(["."], Config(root=str(root)), root=root, use_cache=False, jobs=1)
     assert again.changes == []
     assert _drivers(root, again.plan) == {"asyncpg"}
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # caret, tilde, exact, wildcard and ranges that exclude 2.0 are raised, with the extra
+        ('SQLAlchemy = "^1.4.36"', 'SQLAlchemy = { version = ">=2.0", extras = ["asyncio"] }'),
+        ('sqlalchemy = "~1.4"', 'sqlalchemy = { version = ">=2.0", extras = ["asyncio"] }'),
+        ('sqlalchemy = "1.4.54"', 'sqlalchemy = { version = ">=2.0", extras = ["asyncio"] }'),
+        ('sqlalchemy = "1.4.*"', 'sqlalchemy = { version = ">=2.0", extras = ["asyncio"] }'),
+        ('sqlalchemy = ">=1.3, <2.0"', 'sqlalchemy = { version = ">=2.0", extras = ["asyncio"] }'),
+        ('sqlalchemy = { version = "^1.4", extras = ["mypy"] }',
+         'sqlalchemy = { version = ">=2.0", extras = ["mypy", "asyncio"] }'),
+        ('sqlalchemy = { version = "^1.4", extras = ["asyncio"] }', 'sqlalchemy = { version = ">=2.0", extras = ["asyncio"] }'),
+        # constraints that can select 2.0 keep their version
+        ('sqlalchemy = ">=1.4"', 'sqlalchemy = { version = ">=1.4", extras = ["asyncio"] }'),
+        ('sqlalchemy = "^1.4 || ^2.0"', 'sqlalchemy = { version = "^1.4 || ^2.0", extras = ["asyncio"] }'),
+        ('sqlalchemy = "*"', 'sqlalchemy = { version = "*", extras = ["asyncio"] }'),
+    ],
+)
+def test_poetry_pins_below_2_are_raised(tmp_path: Path, line: str, expected: str) -> None:
+    root = tree(tmp_path, {"pyproject.toml": f"[tool.poetry.dependencies]\n{line}\naiosqlite = '*'\n"})
+    warnings: list[str] = []
+    assert new_texts(root, {"aiosqlite"}, warnings) == {
+        "pyproject.toml": f"[tool.poetry.dependencies]\n{expected}\naiosqlite = '*'\n"}
+    raised = '">=2.0"' in expected and '">=2.0"' not in line
+    assert any("pins SQLAlchemy below 2.0" in w for w in warnings) == raised
+
+
+@pytest.mark.parametrize(("files", "declares"), [
+    ({"requirements.txt": "SQLAlchemy>=2.0.1\n"}, True),
+    ({"pyproject.toml": '[tool.poetry.dependencies]\nSQLAlchemy = "^2.0"\n'}, True),
+    ({"pyproject.toml": '[project]\ndependencies = ["sqlalchemy[asyncio]==2.0.30"]\n'}, True),
+    ({"requirements.txt": "SQLAlchemy==1.4.54\nsqlalchemy-utils>=2.0\n"}, False),
+    ({"pyproject.toml": '[tool.poetry.dependencies]\nSQLAlchemy = "^1.4.36"\n'}, False),
+    ({}, False),
+])
+def test_declares_sqlalchemy_2(tmp_path: Path, files: dict, declares: bool) -> None:
+    from asyncmigrate.codemods.requirements import declares_sqlalchemy_2
+
+    assert declares_sqlalchemy_2(tree(tmp_path, files)) is declares
+
+
+def test_drivers_follow_urls_written_in_settings_modules(tmp_path: Path) -> None:
+    """The database module reads its URL from settings, which default to SQLite; requirements name psycopg2 (the
+    production database): the migrated project needs both aiosqlite and asyncpg (fastapi-celery-project's shape)."""
+    from click.testing import CliRunner
+
+    from asyncmigrate.cli import main
+
+    root = tree(tmp_path, {
+        "requirements.txt": "fastapi\nsqlalchemy==2.0.25\npsycopg2-binary==2.9.9\n",
+        "app/__init__.py": "",
+        "app/config.py": 'import os\n\nDATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{os.getcwd()}/db.sqlite3")\n',
+        "app/database.py": (
+            "from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\n"
+            "from app.config import DATABASE_URL\n\n"
+            "engine = create_engine(DATABASE_URL)\nSessionLocal = sessionmaker(bind=engine)\n\n\n"
+            "def get_db():\n    db = SessionLocal()\n    try:\n        yield db\n    finally:\n        db.close()\n"),
+        "app/routes.py": (
+            "from fastapi import APIRouter, Depends\nfrom sqlalchemy.orm import Session\n\n"
+            "from app.database import get_db\n\nrouter = APIRouter()\n\n\n"
+            "@router.post('/n')\nasync def touch(db: Session = Depends(get_db)):\n    db.commit()\n    return {}\n"),
+    })
+    result = CliRunner().invoke(main, ["fix", str(root), "--write", "--no-cache", "-q"])
+    assert result.exit_code == 0, result.output
+    wanted = {normalise(line.split(">=")[0]) for line in (root / "requirements.txt").read_text().splitlines()}
+    assert {"aiosqlite", "asyncpg"} <= wanted

@@ -89,8 +89,10 @@ def test_example_backend_conftest_twins() -> None:
     """The statements the example backend's suite needs, and none that shadow the app's names."""
     after = (FIXTURES / "example_backend_conftest" / "after.py").read_text()
     assert "    app.dependency_overrides[get_async_db] = override_get_async_db\n" in after
-    assert '    monkeypatch.setattr(tasks, "AsyncSessionLocal", AsyncTestingSessionLocal, raising=False)\n' in after
-    assert "from app.database import Base, get_db, get_async_db\n" in after
+    # (split over lines by the last step: it runs past the line length)
+    assert ('    monkeypatch.setattr(\n        tasks, "AsyncSessionLocal", AsyncTestingSessionLocal, raising=False\n'
+            '    )\n') in after
+    assert "from app.database import Base, get_async_db, get_db\n" in after
     assert "AsyncSessionLocal =" not in after and "def get_async_db" not in after
     assert '"sqlite:///file:tests_conftest?mode=memory&cache=shared&uri=true"' in after
 

@@ -27,6 +27,10 @@ SUITES = {
     # the SQLModel template's shape: ``with Session(engine) as session: yield session`` on the test engine,
     # and ``dependency_overrides[get_session] = lambda: session``
     "test_overrides/lambda_fixture_session": "Session(engine) fixture, lambda override",
+    # lorenzocesconetto/fastapi-postgresql's shape (issue 9 class 2): generic CRUDBase instances
+    # (``crud.item = CRUDBase[Item, ...](Item)``), ``super().update()``, ``def`` routes whose dependencies share the
+    # request's session (``item = Depends(get_item)``), ``init()`` at import, tests calling crud with SessionLocal()
+    "propagate_async/generic_crud_init_at_import": "generic CRUD instances, init() at import, tests call crud",
 }
 
 

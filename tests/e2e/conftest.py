@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,9 +236,23 @@ def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
         yield url.render_as_string(hide_password=False)
     finally:
         if created:
+            _drop_database(admin, name)
+        admin.dispose()
+
+
+def _drop_database(admin: sa.Engine, name: str, attempts: int = 5) -> None:
+    """Drop a test database; a backend the role may not signal (an autovacuum worker on a
+    cluster started without scripts/postgres.sh's grant) only delays it, so retry, then warn:
+    a leftover database in a throwaway cluster is not a test failure."""
+    for attempt in range(attempts):
+        try:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            return
+        except sa.exc.DBAPIError as exc:
+            last = exc
+            time.sleep(0.5 * (attempt + 1))
+    warnings.warn(f"could not drop test database {name}: {last.orig}", stacklevel=2)
 
 
 @contextmanager

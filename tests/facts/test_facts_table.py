@@ -203,7 +203,7 @@ def test_ambiguous_and_20_style_names_are_session_methods() -> None:
 # ---------------------------------------------------------------- qualified names resolve
 QUALIFIED = sorted(facts.SYNC_SESSION_TYPES | facts.ASYNC_SESSION_TYPES | facts.SYNC_SESSIONMAKERS
                    | facts.ASYNC_SESSIONMAKERS | facts.SYNC_ENGINE_FACTORIES | facts.ASYNC_ENGINE_FACTORIES
-                   | facts.EAGER_OPTIONS | facts.JOINEDLOAD)
+                   | facts.EAGER_OPTIONS | facts.JOINEDLOAD | facts.INSPECT_FUNCTIONS)
 
 
 @pytest.mark.parametrize("qualname", QUALIFIED)
@@ -217,6 +217,42 @@ def test_session_classes() -> None:
             obj = resolve(qualname)
             assert obj is AsyncSession or issubclass(obj, AsyncSession) or "scoped" in qualname
     assert resolve("sqlalchemy.orm.Session") is Session
+
+
+@pytest.mark.parametrize("name", sorted(facts.SCOPED_REGISTRY_IO_METHODS))
+def test_scoped_registry_methods_are_the_registrys_own(name: str) -> None:
+    from sqlalchemy.ext.asyncio import async_scoped_session
+    from sqlalchemy.orm import scoped_session, sessionmaker
+
+    assert callable(getattr(scoped_session, name))
+    assert not hasattr(sessionmaker, name) and not hasattr(Session, name)  # a factory receiver names a registry
+    assert inspect.iscoroutinefunction(getattr(async_scoped_session, name))
+
+
+def test_object_session_returns_the_sync_session() -> None:
+    class Base(DeclarativeBase):
+        pass
+
+    class Thing(Base):
+        __tablename__ = "things"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    with Session() as s:
+        t = Thing()
+        s.add(t)
+        for qualname in sorted(facts.OBJECT_SESSION_FUNCTIONS):
+            assert resolve(qualname)(t) is s, qualname
+
+
+def test_inspect_of_a_sync_engine_connects() -> None:
+    # ``inspect(engine)`` checks out a connection at once (the I/O ASM144 reports), before any reflection call
+    engine = create_engine("sqlite://")
+    checkouts = []
+    sa.event.listen(engine, "checkout", lambda *a: checkouts.append(a))
+    for qualname in sorted(facts.INSPECT_FUNCTIONS):
+        checkouts.clear()
+        resolve(qualname)(engine)
+        assert checkouts, qualname
 
 
 def test_joinedload_is_an_eager_option() -> None:

@@ -156,7 +156,15 @@ CASES = [
       "return n, u.age", id="update-auto-sync"),
     C("u = db.query(User).get(1)\n"
       "n = db.query(User).filter(User.id == 1).update({'age': 40}, synchronize_session=False)\n"
-      "return n, u.age", id="update-string-keys-no-sync"),
+      "return n, u.age", id="update-string-keys-no-sync",
+      marks=pytest.mark.xfail(strict=True, reason="deliberate: synchronize_session=False is dropped, so an object "
+                              "loaded before the update sees the new value at once instead of after the commit "
+                              "(test_bulk_dml_then_commit_reads_what_the_sync_session_read)")),
+    C("n = db.query(User).filter(User.id == 1).update({'age': 40})\nreturn n", id="update-string-keys"),
+    C("q = db.query(User).filter(User.age == 25)\nn = q.update({User.age: 26})\nreturn n, q.count()",
+      id="stored-update"),
+    C("q = db.query(Address).filter(Address.user_id == 1)\nfirst = q.order_by(Address.id).first()\n"
+      "return q.delete(), first", id="stored-delete"),
     C("u = db.query(User).get(1)\n"
       "n = db.query(User).filter(User.age > 26).update({User.age: User.age + 1}, synchronize_session='fetch')\n"
       "return n, u.age", id="update-fetch"),
@@ -272,7 +280,7 @@ def run_async(source: str, db_path: Path) -> tuple[Any, list]:
     async def main():
         engine = create_async_engine(f"sqlite+aiosqlite:///{db_path}")
         try:
-            async with AsyncSession(engine) as db:
+            async with AsyncSession(engine, expire_on_commit=False) as db:  # what the migrated factory makes
                 try:
                     result = normalise(await load(source)(db))
                 except Exception as exc:  # noqa: BLE001
@@ -324,3 +332,45 @@ def test_scalars_on_rows_would_be_caught(template: Path, tmp_path: Path) -> None
     wrong = "async def f(db):\n    return (await db.execute(select(User).order_by(User.id))).all()\n"
     legacy = run_legacy(function_source(body, asynchronous=False), tmp_path / "a.db")
     assert run_async("from sqlalchemy import select\n" + wrong, tmp_path / "b.db") != legacy
+
+
+AFTER_COMMIT = [
+    C("u = db.query(User).get(1)\n"
+      "db.query(User).filter(User.id == 1).update({'age': 40}, synchronize_session=False)\nreturn u",
+      id="update-no-sync"),
+    C("u = db.query(User).get(1)\nq = db.query(User).filter(User.id == 1)\n"
+      "q.update({User.age: 41}, synchronize_session=False)\nreturn u", id="stored-update-no-sync"),
+    C("u = db.query(User).get(2)\ndb.query(User).filter(User.age == 25).update({User.age: 1}, "
+      "synchronize_session='fetch')\nreturn u", id="update-fetch"),
+]
+
+
+@pytest.mark.parametrize("body", AFTER_COMMIT)
+def test_bulk_dml_then_commit_reads_what_the_sync_session_read(body: str, template: Path, tmp_path: Path) -> None:
+    """An object loaded before a bulk update and read after the commit: the sync session expired it on
+    commit and reloaded the new value; the migrated session (expire_on_commit=False) must show the same,
+    which is why ``synchronize_session=False`` is not carried over."""
+    shutil.copy(template, tmp_path / "legacy.db")
+    shutil.copy(template, tmp_path / "async.db")
+    rewritten = rewrite(body)
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'legacy.db'}")
+    with Session(engine) as db, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obj = load(function_source(body, asynchronous=False))(db)
+        db.commit()
+        expected = normalise(obj)
+    engine.dispose()
+
+    async def main():
+        async_engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'async.db'}")
+        try:
+            async with AsyncSession(async_engine, expire_on_commit=False) as db:
+                obj = await load(rewritten)(db)
+                await db.commit()
+                return normalise(obj)
+        finally:
+            await async_engine.dispose()
+
+    assert asyncio.run(main()) == expected, f"\n--- rewritten ---\n{rewritten}"
+    assert expected[1] not in (25, 30), "each case reads an age the bulk update changed"

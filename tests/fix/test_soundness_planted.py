@@ -69,7 +69,15 @@ def _append(code: str):
     return lambda text: text + code
 
 
-RENAME = "async def rename(item_id: int, name: str, db: AsyncSession = Depends(get_async_db)):"
+RENAME = "async def rename(\n    item_id: int, name: str, db: AsyncSession = Depends(get_async_db)\n):"
+
+
+def _sync_rename(text: str) -> str:
+    """``rename`` handed the sync session again; the rewrite removed the sync imports it no longer used, so the
+    planted edit brings them back."""
+    text = _replace(RENAME, RENAME.replace("AsyncSession = Depends(get_async_db)", "Session = Depends(get_db)"))(text)
+    return "from sqlalchemy.orm import Session\nfrom app.database import get_db\n" + text
+
 
 PLANTS = [
     # class 3/4: an await is missing, or one is added on a sync method
@@ -78,11 +86,8 @@ PLANTS = [
     ("awaited-plain-def", "app/crud.py", _replace("Item(name=slug(name))", "Item(name=await slug(name))"),
      "await-sync", "`slug` is a plain def"),
     # class 4: a session that stays sync is awaited and handed to converted code
-    ("sync-session-awaited", "app/routes.py", _replace(RENAME, RENAME.replace("AsyncSession = Depends(get_async_db)",
-                                                                              "Session = Depends(get_db)")),
-     "await-sync", "is a sync Session"),
-    ("sync-session-to-converted", "app/routes.py", _replace(RENAME, RENAME.replace(
-        "AsyncSession = Depends(get_async_db)", "Session = Depends(get_db)")), "session-mismatch",
+    ("sync-session-awaited", "app/routes.py", _sync_rename, "await-sync", "is a sync Session"),
+    ("sync-session-to-converted", "app/routes.py", _sync_rename, "session-mismatch",
      "is given a sync Session for `db`, which is an AsyncSession in `get_item`"),
     # class 3: sync-only code left on the AsyncSession
     ("query-left", "app/crud.py", _replace("(await db.execute(select(Item))).scalars().all()", "db.query(Item).all()"),

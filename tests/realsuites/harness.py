@@ -174,8 +174,15 @@ class Postgres:
                                 dbname=self.admin_db)
         conn.autocommit = True
         try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
+            for attempt in range(5):  # DROP ... WITH (FORCE) may meet a backend it cannot signal yet
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(sql)
+                    return
+                except psycopg2.errors.InsufficientPrivilege:
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.5 * (attempt + 1))
         finally:
             conn.close()
 

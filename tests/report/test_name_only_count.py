@@ -9,6 +9,7 @@ from rich.console import Console
 
 from asyncmigrate.model import ScanResult
 from asyncmigrate.report import json as json_report
+from asyncmigrate.report.counts import statistics_json, statistics_text
 from asyncmigrate.report import text as text_report
 from tests.helpers import findings
 
@@ -50,3 +51,14 @@ def test_text_summary_says_how_many_rest_on_names():
     out = io.StringIO()
     text_report.render(scan(BY_ANNOTATION), Console(file=out, width=200, no_color=True))
     assert "name only" not in out.getvalue().splitlines()[-1]
+
+
+def test_statistics_say_how_many_rest_on_names_per_rule():
+    fs = scan(BY_NAME).findings + scan(BY_ANNOTATION).findings
+    rows = {r["code"]: r for r in json.loads(statistics_json(fs))}
+    for code, row in rows.items():
+        mine = [f for f in fs if f.code == code]
+        assert row["name_only"] == sum(f.evidence == "name-only" for f in mine)
+    assert rows["ASM110"]["name_only"] == 1 and rows["ASM110"]["count"] == 2  # one by name, one by annotation
+    lines = {line.split()[1]: line for line in statistics_text(fs).splitlines()}
+    assert lines["ASM110"].endswith("1 name-only") and lines["ASM102"].endswith("0 name-only")

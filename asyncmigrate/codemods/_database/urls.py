@@ -23,7 +23,7 @@ def url_helper_def(name: str) -> cst.FunctionDef:
     pairs = "\n".join(f'        ("{sync}", "{asyn}"),' for sync, asyn in facts.ASYNC_DRIVER_FOR_URL)
     source = (
         f"def {name}(url: str) -> str:\n"
-        '    """``url`` with its sync driver replaced by the async one; other URLs come back unchanged."""\n'
+        '    """``url`` with its sync driver replaced by the async one; other URLs unchanged."""\n'
         "    for sync_prefix, async_prefix in (\n"
         f"{pairs}\n"
         "    ):\n"
