@@ -31,14 +31,26 @@ def console_for(stream: TextIO = sys.stdout) -> Console:
     ctx = click.get_current_context(silent=True)
     color = ctx.color if ctx is not None else None
     tty = stream.isatty()
-    width = None if tty else 200
+    width = None if tty else _piped_width()
     if color is True:
         return Console(file=stream, highlight=False, force_terminal=True, width=width or None)
     if color is False:
         return Console(file=stream, highlight=False, no_color=True, width=width)
     if tty:
         return Console(file=stream, highlight=False)
-    return Console(file=stream, highlight=False, width=200)
+    return Console(file=stream, highlight=False, width=width)
+
+
+def _piped_width() -> int:
+    """Piped output is 200 columns wide (nothing wraps in a log) unless ``COLUMNS`` says otherwise, as a
+    terminal's own width would: ``COLUMNS=80 asyncmigrate scan app | less`` gets the 80-column layout."""
+    import os
+
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        return 200
+    return columns if columns >= 40 else 200
 
 _SHORT = {
     "session-dependency": "session dep",

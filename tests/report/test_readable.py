@@ -94,3 +94,21 @@ def test_rule_summaries_are_plain_text_in_rules_output():
     buf = StringIO()
     Console(file=buf, width=200, no_color=True).print(rules_table(all_rules()))
     assert "``" not in buf.getvalue()
+
+
+@pytest.mark.parametrize("columns, widest", [("80", 80), (None, 200), ("not-a-number", 200)])
+def test_piped_output_takes_its_width_from_columns(columns, widest, monkeypatch):
+    """Piped, the table is 200 columns wide so logs never wrap; ``COLUMNS`` (as a terminal would set it)
+    narrows it, so ``COLUMNS=80 asyncmigrate scan app | less`` reads at 80 columns too."""
+    from click.testing import CliRunner
+
+    from asyncmigrate.cli import main
+
+    env = {"COLUMNS": columns} if columns else {}
+    if not columns:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    out = CliRunner().invoke(main, ["scan", str(EXAMPLE / "app"), "--summary", "-q", "--no-cache"], env=env).output
+    lines = out.splitlines()
+    assert "…" not in out
+    assert max(len(line) for line in lines) <= widest
+    assert (max(len(line) for line in lines) > 80) == (widest > 80)
