@@ -52,6 +52,7 @@ def _piped_width() -> int:
         return 200
     return columns if columns >= 40 else 200
 
+
 _SHORT = {
     "session-dependency": "session dep",
     "session-factory": "SessionLocal()",
